@@ -1,0 +1,81 @@
+// Reading a .seed file (format.md): open = map + validate header, metadata and the
+// tensor table (everything except payload CRCs, so opening a large file is fast);
+// verify() checks every payload; decode_into() checks one payload's CRC and rules
+// before decoding it. Every refusal is a SeedError naming the file, the part and
+// what is wrong.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "seedcore/cpu.h"
+#include "seedcore/tensor_spec.h"
+
+namespace seedcore {
+
+struct TensorEntry {
+  std::string name;
+  TensorSpec spec;
+  uint64_t offset = 0, length = 0;
+  uint32_t crc32 = 0;
+};
+
+// The machine's physical memory in bytes (sysconf), the default decode budget.
+uint64_t physical_memory_bytes();
+
+class SeedFile {
+ public:
+  // Maps and validates `path`. max_bytes bounds the total decoded size of all
+  // tensors (0 = physical memory).
+  explicit SeedFile(const std::string& path, uint64_t max_bytes = 0);
+  // Validates an in-memory image; `display_name` stands in for the path in errors.
+  static std::unique_ptr<SeedFile> from_bytes(std::vector<uint8_t> bytes, const std::string& display_name,
+                                              uint64_t max_bytes = 0);
+  ~SeedFile();
+  SeedFile(const SeedFile&) = delete;
+  SeedFile& operator=(const SeedFile&) = delete;
+
+  const std::string& path() const { return path_; }
+  uint64_t file_length() const { return size_; }
+  std::string_view metadata_json() const;
+  const std::vector<TensorEntry>& tensors() const { return tensors_; }
+  uint64_t total_decoded_bytes() const { return total_decoded_bytes_; }
+  // Index of the tensor named `name`; throws SeedError when there is none.
+  size_t index_of(const std::string& name) const;
+
+  // CRC-32 and decodability of every payload, in file order; throws on the first problem.
+  void verify() const;
+  void verify_tensor(size_t index) const;
+  // verify_tensor(index), then decode into `out` (spec.decoded_bytes() bytes).
+  void decode_into(size_t index, void* out, Isa isa) const;
+  // Decodes tensors[indices[i]] into outs[i] on up to `threads` threads (0 = hardware
+  // concurrency). Results are identical for any thread count. Rethrows the first
+  // error (in file order) after all threads stop.
+  void decode_many(const std::vector<size_t>& indices, const std::vector<void*>& outs, unsigned threads,
+                   Isa isa) const;
+
+  // Unmaps the file; later calls throw SeedError. Waits for decodes in flight.
+  void close();
+  bool is_open() const;
+
+ private:
+  SeedFile() = default;
+  void validate(uint64_t max_bytes);
+  void require_open() const;
+  std::string tensor_where(size_t index) const;
+
+  std::string path_;
+  const uint8_t* data_ = nullptr;
+  uint64_t size_ = 0;
+  bool mapped_ = false;             // data_ is an mmap (else it points into owned_)
+  std::vector<uint8_t> owned_;
+  uint64_t metadata_length_ = 0;
+  std::vector<TensorEntry> tensors_;
+  uint64_t total_decoded_bytes_ = 0;
+  mutable std::shared_mutex lifetime_;  // shared: decoding/verifying; exclusive: close
+};
+
+}  // namespace seedcore

@@ -1,0 +1,79 @@
+// What a tensor entry says about its payload once validated: shape, dtype, codec and
+// the codec's parameters. Building a TensorSpec applies every rule of format.md
+// sections 2-3 that does not need the payload bytes; check_payload_decodable()
+// applies the rest (seeds ≠ 0, unused bits zero, bool bytes, stats values).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "seedcore/cpu.h"
+#include "seedcore/json.h"
+
+namespace seedcore {
+
+enum class Dtype : uint8_t { float32, float16, bfloat16, float64, int64, int32, int16, int8, uint8, boolean };
+enum class Codec : uint8_t { raw, q8, q4, prng, stats };
+
+const char* dtype_name(Dtype d);   // "bool" for Dtype::boolean
+const char* codec_name(Codec c);
+bool parse_dtype(const std::string& s, Dtype& out);
+bool parse_codec(const std::string& s, Codec& out);
+bool is_float_dtype(Dtype d);       // float32, float16, bfloat16, float64
+size_t dtype_itemsize(Dtype d);     // storage size of one element
+
+struct PrngParams {
+  uint32_t C = 0, P = 0, K = 0;
+  int32_t exp_bias = 0;
+};
+
+struct StatsParams {
+  uint32_t k = 0;
+  uint32_t seed = 0;
+  uint64_t rows = 0, cols = 0;  // the rows × cols view of format.md 3.5
+};
+
+struct TensorSpec {
+  std::vector<uint64_t> shape;
+  uint64_t n = 1;               // element count, < 2^32
+  Dtype dtype = Dtype::float32;
+  Codec codec = Codec::raw;
+  Dtype storage = Dtype::float32;  // raw: the stored element type
+  uint32_t block = 32;             // q8 / q4
+  PrngParams prng;
+  StatsParams stats;
+
+  // Decoded element type: float32 for floating dtypes, else the integer/bool dtype.
+  Dtype decoded_dtype() const { return is_float_dtype(dtype) ? Dtype::float32 : dtype; }
+  uint64_t decoded_bytes() const { return n * dtype_itemsize(decoded_dtype()); }
+  std::string shape_string() const;  // "[384, 384]"
+};
+
+// Element count of `shape` with the format's bounds (≤ 8 dims, each < 2^32, n < 2^32);
+// throws SeedError("<where>: ...").
+uint64_t checked_element_count(const std::vector<uint64_t>& shape, const std::string& where);
+
+// Validates dtype, codec and params (object node `params` of `doc`, exact key set)
+// for an already-checked shape. `where` names the tensor, e.g. "f.seed: tensor 'w'".
+TensorSpec make_tensor_spec(std::vector<uint64_t> shape, const std::string& dtype,
+                            const std::string& codec, const JsonDocument& doc, uint32_t params,
+                            const std::string& where);
+
+// Expected payload length in bytes (format.md section 3), overflow-free since n < 2^32.
+uint64_t expected_payload_length(const TensorSpec& spec);
+
+// "<where> (codec q8)"-style context used in every payload-level message.
+std::string tensor_context(const std::string& where, const TensorSpec& spec);
+
+// Checks the payload rules that need its bytes (payload length must already match).
+void check_payload_decodable(const TensorSpec& spec, const uint8_t* payload, const std::string& where);
+
+// Decodes a payload whose length matches and which passed check_payload_decodable
+// into `out` (decoded_bytes() bytes, any alignment) with the kernels of `isa`.
+void decode_checked_payload(const TensorSpec& spec, const uint8_t* payload, void* out, Isa isa);
+
+// check_payload_decodable + decode_checked_payload.
+void decode_payload(const TensorSpec& spec, const uint8_t* payload, uint64_t payload_length,
+                    void* out, Isa isa, const std::string& where);
+
+}  // namespace seedcore

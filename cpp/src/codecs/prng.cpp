@@ -1,0 +1,105 @@
+// prng: SeedLM-style pseudo-random basis blocks (format.md 3.4).
+#include <cstring>
+
+#include "../kernels/scalar_helpers.h"
+#include "codec_traits.h"
+#include "seedcore/error.h"
+
+namespace seedcore {
+namespace {
+
+struct PrngSections { uint64_t nb, seed_bytes, exp_bytes, mant_bytes; };
+
+PrngSections prng_sections(const TensorSpec& spec) {
+  const PrngParams& p = spec.prng;
+  PrngSections s;
+  s.nb = (spec.n + p.C - 1) / p.C;
+  s.seed_bytes = (s.nb * p.K + 7) / 8;
+  s.exp_bytes = (s.nb + 1) / 2;
+  s.mant_bytes = (s.nb * p.P + 1) / 2;
+  return s;
+}
+
+PrngPayloadView prng_view(const TensorSpec& spec, const uint8_t* payload) {
+  const PrngSections s = prng_sections(spec);
+  PrngPayloadView v;
+  v.nb = s.nb;
+  v.params = spec.prng;
+  v.seeds = payload;
+  v.exponents = payload + s.seed_bytes;
+  v.mantissas = payload + s.seed_bytes + s.exp_bytes;
+  return v;
+}
+
+void parse_prng_params(TensorSpec& spec, const JsonDocument& doc, uint32_t params, const std::string& ctx) {
+  require_exact_keys(doc, params, {"C", "P", "K", "exp_bias"}, ctx);
+  PrngParams& p = spec.prng;
+  p.C = uint32_t(require_int_param(doc, params, "C", 1, 64, ctx));
+  p.P = uint32_t(require_int_param(doc, params, "P", 1, 8, ctx));
+  p.K = uint32_t(require_int_param(doc, params, "K", 8, 16, ctx));
+  p.exp_bias = int32_t(require_int_param(doc, params, "exp_bias", -100, 100, ctx));
+  if (p.P > p.C)
+    throw SeedError(ctx + ": params.P (" + std::to_string(p.P) + ") must not exceed params.C (" +
+                    std::to_string(p.C) + ")");
+}
+
+uint64_t prng_expected_length(const TensorSpec& spec) {
+  const PrngSections s = prng_sections(spec);
+  return s.seed_bytes + s.exp_bytes + s.mant_bytes;
+}
+
+void check_prng_payload(const TensorSpec& spec, const uint8_t* payload, const std::string& ctx) {
+  const PrngSections s = prng_sections(spec);
+  const PrngPayloadView v = prng_view(spec, payload);
+  const uint32_t K = spec.prng.K;
+  if (K == 16) {
+    for (uint64_t b = 0; b < s.nb; ++b)
+      if ((v.seeds[2 * b] | v.seeds[2 * b + 1]) == 0)
+        throw SeedError(ctx + ": block " + std::to_string(b) + " has seed 0 (seeds must be in [1, 2^K - 1])");
+  } else {
+    for (uint64_t b = 0; b < s.nb; ++b)
+      if (read_bits_lsb_first(v.seeds, b, K) == 0)
+        throw SeedError(ctx + ": block " + std::to_string(b) + " has seed 0 (seeds must be in [1, 2^K - 1])");
+  }
+  const uint32_t seed_used_bits = uint32_t((s.nb * K) % 8);
+  if (seed_used_bits != 0 && (v.seeds[s.seed_bytes - 1] >> seed_used_bits) != 0)
+    throw SeedError(ctx + ": unused bits in the last byte of the seed section are not zero");
+  if ((s.nb & 1) && (v.exponents[s.exp_bytes - 1] >> 4) != 0)
+    throw SeedError(ctx + ": unused bits in the last byte of the exponent section are not zero");
+  if (((s.nb * spec.prng.P) & 1) && (v.mantissas[s.mant_bytes - 1] >> 4) != 0)
+    throw SeedError(ctx + ": unused bits in the last byte of the mantissa section are not zero");
+}
+
+// A table build costs (256 + 2^(K−8)) · C·P LFSR steps, about what stepping the LFSR
+// directly costs for the same number of blocks; below that, step directly.
+bool worth_building_tables(const PrngPayloadView& v) {
+  return v.nb >= 256u + (1u << (v.params.K - 8));
+}
+
+void decode_prng(const TensorSpec& spec, const uint8_t* payload, void* out, const DecodeKernels& k) {
+  const PrngPayloadView v = prng_view(spec, payload);
+  const uint32_t C = spec.prng.C;
+  float* dst = static_cast<float*>(out);
+  PrngBasisTables tables;
+  const PrngBasisTables* tp = nullptr;
+  if (k.prng_uses_tables && worth_building_tables(v)) {
+    tables = build_prng_basis_tables(spec.prng, k.prng_layout);
+    tp = &tables;
+  }
+  const uint64_t full = spec.n / C;
+  produce_float_items(full, C, dst, k, [&](uint64_t first, uint64_t count, float* d) {
+    k.decode_prng_blocks(v, tp, first, count, d);
+  });
+  if (full < v.nb) {
+    float tail[64];
+    k.decode_prng_blocks(v, tp, full, 1, tail);
+    std::memcpy(dst + full * C, tail, size_t(spec.n - full * C) * sizeof(float));
+  }
+}
+
+}  // namespace
+
+const CodecTraits kPrngCodec = {Codec::prng, "prng", parse_prng_params, prng_expected_length,
+                                check_prng_payload, decode_prng};
+
+}  // namespace seedcore

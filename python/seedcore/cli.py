@@ -1,0 +1,204 @@
+"""The ``seedcore`` command: extract, inspect, verify, assemble."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from ._version import __version__
+from .errors import SeedError
+
+_DESCRIPTION = """\
+seedcore turns a trained network's weights into a small .seed file and
+assembles them back with a fast native decoder.
+
+  seedcore extract model.safetensors -o model.seed --codec prng --bits 4
+  seedcore inspect model.seed
+  seedcore verify model.seed
+  seedcore assemble model.seed -o model.safetensors
+"""
+
+_CODECS_HELP = """\
+codecs:
+  prng    pseudo-random basis seeds (SeedLM-style), --bits 3, 4 (default) or 4.5
+  q8      8-bit blocks of 32 with a float16 scale (ggml Q8_0), 8.5 bits per weight
+  q4      4-bit blocks of 32 with a float16 scale (ggml Q4_0), 4.5 bits per weight
+  raw     float32 (--bits 32, default) or float16 (--bits 16) values
+  stats   mean, std, sparsity and top singular values per tensor: kilobytes for a
+          whole model, but no pre-trained knowledge (needs on-device training)
+
+By default 1-D tensors (biases, norms) stay raw float32 (except with --codec stats)
+and integer buffers are stored raw.
+
+rules (--rule PATTERN=CODEC, repeatable, first match wins):
+  PATTERN is an fnmatch glob over tensor names, or re:REGEX (full match);
+  CODEC may carry an argument: prng:3, raw:float16, raw:bfloat16, stats:4.
+  e.g. --rule 'embeddings.word_embeddings.weight=prng:3' --rule '*.bias=raw'
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad usage -> one line on stderr and exit status 2, like every other error."""
+
+    def error(self, message):
+        _fail(f"{message} (see '{self.prog} --help')")
+
+
+def _fail(message: str):
+    first = " ".join(str(message).split("\n")[0].split())
+    sys.stderr.write(f"seedcore: error: {first}\n")
+    sys.exit(2)
+
+
+def _bits(text: str):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--bits must be a number, got {text!r}") from None
+    return int(v) if v.is_integer() else v
+
+
+def _cmd_extract(args) -> int:
+    from .extract import extract
+
+    out = args.output
+    if not out.endswith(".seed"):
+        raise SeedError(f"{out}: the output of extract is a .seed file (give -o NAME.seed)")
+    t0 = time.perf_counter()
+    seed = extract(args.src, codec=args.codec, bits=args.bits, rules=args.rule or None,
+                   name=args.name, progress=not args.quiet, threads=args.threads)
+    seed.save(out)
+    info = seed.info()
+    bpw = "-" if info.bpw is None else f"{info.bpw:.3f}"
+    print(f"wrote {out}: {info.file_bytes:,} bytes, {info.n_tensors} tensors, "
+          f"{info.n_float_params:,} float weights, {bpw} bits per weight "
+          f"({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+def _cmd_inspect(args) -> int:
+    from .seed import load
+
+    seed = load(args.file, verify=not args.no_verify)
+    info = seed.info()
+    if args.json:
+        import json
+
+        print(json.dumps(info.as_dict(), indent=2))
+    else:
+        print(info)
+    return 0
+
+
+def _cmd_verify(args) -> int:
+    from .assemble import decode_file
+    from .format import SeedReader
+
+    t0 = time.perf_counter()
+    with SeedReader(args.file, verify_payloads=True) as r:
+        n = len(r.tensors)
+        size = r.file_length
+    tensors = decode_file(args.file, threads=args.threads, verify=True)
+    if len(tensors) != n:
+        raise SeedError(f"{args.file}: the native reader decoded {len(tensors)} tensors, the file lists {n}")
+    print(f"OK {args.file}: {n} tensors, {size:,} bytes; checksums verified by the Python and native "
+          f"readers; all tensors decoded natively ({time.perf_counter() - t0:.2f} s)")
+    return 0
+
+
+def _cmd_assemble(args) -> int:
+    from .assemble import assemble
+    from .model import SUPPORTED_OUTPUTS
+
+    out = args.output
+    suffix = os.path.splitext(out)[1].lower()
+    if suffix not in SUPPORTED_OUTPUTS:
+        raise SeedError(f"{out}: cannot write {suffix or 'files without a suffix'}; supported outputs: "
+                        f"{', '.join(SUPPORTED_OUTPUTS)} (ONNX export is not implemented yet)")
+    t0 = time.perf_counter()
+    model = assemble(args.file, threads=args.threads)
+    t1 = time.perf_counter()
+    size = model.save(out)
+    print(f"wrote {out}: {size:,} bytes, {len(model)} tensors, {model.n_params:,} values "
+          f"(decode {t1 - t0:.2f} s, write {time.perf_counter() - t1:.2f} s)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="seedcore", description=_DESCRIPTION,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"seedcore {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    e = sub.add_parser(
+        "extract", help="encode a model's weights into a .seed file",
+        description="Encode the weights of a .safetensors, .pt, .pth or .bin file into a .seed file "
+                    "(.pt files are read with torch.load(weights_only=True): plain tensors only).",
+        epilog=_CODECS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    e.add_argument("src", help="the source weights: a .safetensors, .pt, .pth or .bin file")
+    e.add_argument("-o", "--output", required=True, metavar="OUT.seed", help="the .seed file to write")
+    e.add_argument("--codec", default="prng", choices=["prng", "q8", "q4", "raw", "stats"],
+                   help="codec for every tensor no rule names (default: prng)")
+    e.add_argument("--bits", type=_bits, default=None,
+                   help="prng: 3, 4 (default) or 4.5 bits per weight; raw: 32 (default) or 16")
+    e.add_argument("--rule", action="append", metavar="PATTERN=CODEC",
+                   help="per-tensor codec, first match wins (repeatable; see below)")
+    e.add_argument("--name", help="model name stored in the file (default: from the source)")
+    e.add_argument("--threads", type=int, default=0, help="threads for the prng search (0 = all cores)")
+    e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    e.set_defaults(func=_cmd_extract)
+
+    i = sub.add_parser(
+        "inspect", help="print a seed's tensors, codecs, sizes and bits per weight",
+        description="Check a .seed file and print its table: per tensor name, shape, dtype, codec, "
+                    "parameters, payload bytes and bits per weight, with totals.")
+    i.add_argument("file", metavar="FILE.seed", help="the .seed file")
+    i.add_argument("--json", action="store_true", help="print the information as JSON")
+    i.add_argument("--no-verify", action="store_true", help="skip the payload checksums")
+    i.set_defaults(func=_cmd_inspect)
+
+    v = sub.add_parser(
+        "verify", help="check every checksum and decode every tensor",
+        description="Check a .seed file completely: header, metadata and every payload checksum "
+                    "with the Python reader and with the native reader, then decode every tensor "
+                    "natively. Prints OK, or an error and exits with status 2.")
+    v.add_argument("file", metavar="FILE.seed", help="the .seed file")
+    v.add_argument("--threads", type=int, default=0, help="decoding threads (0 = all cores)")
+    v.set_defaults(func=_cmd_verify)
+
+    a = sub.add_parser(
+        "assemble", help="decode a seed into a weights file",
+        description="Decode every tensor of a .seed file with the native decoder and write the "
+                    "weights. Supported output: .safetensors (floating tensors as float32).")
+    a.add_argument("file", metavar="FILE.seed", help="the .seed file")
+    a.add_argument("-o", "--output", required=True, metavar="OUT.safetensors",
+                   help="the weights file to write (.safetensors)")
+    a.add_argument("--threads", type=int, default=0, help="decoding threads (0 = all cores)")
+    a.set_defaults(func=_cmd_assemble)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        _fail("a command is required: extract, inspect, verify or assemble")
+    try:
+        return args.func(args)
+    except SeedError as e:
+        _fail(str(e))
+    except (OSError, ValueError) as e:
+        _fail(str(e) if not isinstance(e, OSError) or not e.filename else f"{e.filename}: {e.strerror or e}")
+    except BrokenPipeError:  # e.g. `seedcore inspect x.seed | head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("seedcore: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,519 @@
+"""``seedcore.extract``: a model's weights -> a ``Seed``.
+
+Sources: a torch ``nn.Module`` (its state dict), a state dict (torch tensors or
+numpy arrays), or a path to a ``.safetensors`` file (parsed here with numpy) or a
+``.pt`` / ``.pth`` / ``.bin`` file (``torch.load(weights_only=True)``: plain
+tensors only, never arbitrary pickled objects).  torch is imported only when a
+torch object or file is involved.
+"""
+
+from __future__ import annotations
+
+import datetime
+import fnmatch
+import hashlib
+import json
+import math
+import mmap
+import os
+import re
+import struct
+import time
+from collections.abc import Mapping
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from ._version import __version__
+from .codecs import get_codec
+from .errors import SeedError
+from .format import CODEC_NAMES, FLOAT_DTYPES, INTEGER_DTYPES, TensorEntry
+from .seed import Seed
+
+#: default bit rates per codec, and the values of ``bits`` each codec accepts
+_RAW_STORAGE_FOR_BITS = {32: "float32", 16: "float16"}
+_RAW_STORAGE_NAMES = {"float32": "float32", "fp32": "float32", "f32": "float32", "32": "float32",
+                      "float16": "float16", "fp16": "float16", "f16": "float16", "16": "float16",
+                      "bfloat16": "bfloat16", "bf16": "bfloat16"}
+_GENERIC_FILE_NAMES = {"model", "pytorch_model", "weights", "checkpoint", "state_dict", "diffusion_pytorch_model"}
+
+_SAFETENSORS_DTYPES = {
+    "F64": ("float64", "<f8"), "F32": ("float32", "<f4"), "F16": ("float16", "<f2"),
+    "BF16": ("bfloat16", "<u2"), "I64": ("int64", "<i8"), "I32": ("int32", "<i4"),
+    "I16": ("int16", "<i2"), "I8": ("int8", "i1"), "U8": ("uint8", "u1"), "BOOL": ("bool", "u1"),
+}
+_MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
+
+
+# ---------------------------------------------------------------------------
+# sources -> (name, array-like, dtype) triples
+
+
+class _Source:
+    """Named tensors from one source, converted to numpy one at a time."""
+
+    def __init__(self, items: list, model_name: str, description: str, extra: dict):
+        self.items = items  # [(name, obj, dtype or None)]; obj: numpy array or torch tensor
+        self.model_name = model_name
+        self.description = description
+        self.extra = extra
+
+
+def _is_torch_tensor(v: Any) -> bool:
+    return type(v).__module__.startswith("torch") and hasattr(v, "detach") and hasattr(v, "dtype")
+
+
+def _torch_dtype_name(t) -> str:
+    name = str(t.dtype).replace("torch.", "")
+    return name
+
+
+def _dtype_of(where: str, name: str, v: Any) -> str:
+    if _is_torch_tensor(v):
+        dt = _torch_dtype_name(v)
+    else:
+        dt = "bool" if v.dtype == np.bool_ else v.dtype.name
+        if dt == "object" or v.dtype.kind == "V":
+            dt = str(v.dtype)
+    if dt not in FLOAT_DTYPES and dt not in INTEGER_DTYPES:
+        raise SeedError(
+            f"{where}: tensor {name!r}: dtype {dt} is not supported (supported: "
+            f"{', '.join(FLOAT_DTYPES + INTEGER_DTYPES)})")
+    return dt
+
+
+def _to_numpy(v: Any, dtype: str) -> np.ndarray:
+    """Floating tensors -> float32 or float64 numpy; integer ones -> their dtype."""
+    if _is_torch_tensor(v):
+        t = v.detach().cpu()
+        if dtype in ("bfloat16", "float16"):
+            t = t.float()
+        return t.contiguous().numpy()
+    return np.asarray(v)
+
+
+def _model_name_from_path(path: str) -> str:
+    p = os.path.abspath(path)
+    stem = os.path.splitext(os.path.basename(p))[0]
+    if stem.lower() not in _GENERIC_FILE_NAMES:
+        return stem
+    d = os.path.dirname(p)
+    while d and os.path.basename(d):
+        base = os.path.basename(d)
+        if base.lower() not in _GENERIC_FILE_NAMES:
+            return base
+        d = os.path.dirname(d)
+    return stem
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_safetensors(path: str) -> list:
+    """[(name, numpy array)] from a .safetensors file, memory-mapped; bfloat16
+    tensors come back as float32 (exact)."""
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise SeedError(f"{path}: cannot read: {e.strerror or e}") from None
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        if size < 8:
+            raise SeedError(f"{path}: safetensors header: file is {size} bytes, too short")
+        (hlen,) = struct.unpack("<Q", f.read(8))
+        if hlen > _MAX_SAFETENSORS_HEADER or 8 + hlen > size:
+            raise SeedError(f"{path}: safetensors header: length {hlen} does not fit the {size}-byte file")
+        try:
+            header = json.loads(f.read(hlen).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as e:
+            raise SeedError(f"{path}: safetensors header: invalid JSON ({e})") from None
+        if not isinstance(header, dict):
+            raise SeedError(f"{path}: safetensors header: not a JSON object")
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+    data_start = 8 + hlen
+    data_len = size - data_start
+    out = []
+    for name, spec in header.items():
+        if name == "__metadata__":
+            continue
+        where = f"{path}: tensor {name!r}"
+        if not isinstance(spec, dict) or not {"dtype", "shape", "data_offsets"} <= set(spec):
+            raise SeedError(f"{where}: entry needs dtype, shape and data_offsets")
+        st = spec["dtype"]
+        if st not in _SAFETENSORS_DTYPES:
+            raise SeedError(f"{where}: safetensors dtype {st!r} is not supported")
+        dtype, np_dtype = _SAFETENSORS_DTYPES[st]
+        shape = spec["shape"]
+        offs = spec["data_offsets"]
+        if (not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape)
+                or not isinstance(offs, list) or len(offs) != 2
+                or not all(type(o) is int for o in offs)):
+            raise SeedError(f"{where}: malformed shape or data_offsets")
+        begin, end = offs
+        n = math.prod(shape)
+        itemsize = np.dtype(np_dtype).itemsize
+        if not 0 <= begin <= end <= data_len or end - begin != n * itemsize:
+            raise SeedError(f"{where}: data_offsets {offs} do not fit shape {shape} and the file")
+        arr = np.frombuffer(mm, dtype=np_dtype, count=n, offset=data_start + begin).reshape(shape)
+        if dtype == "bfloat16":
+            arr = (arr.astype(np.uint32) << np.uint32(16)).view(np.float32)
+        elif dtype == "bool":
+            arr = arr.astype(np.bool_)
+        out.append((name, arr, dtype))
+    return out
+
+
+def _all_tensors(d: Mapping) -> bool:
+    return len(d) > 0 and all(isinstance(k, str) and (_is_torch_tensor(v) or isinstance(v, np.ndarray))
+                              for k, v in d.items())
+
+
+def _read_torch_file(path: str) -> Mapping:
+    try:
+        import torch
+    except ImportError:
+        raise SeedError(f"{path}: reading .pt/.bin files needs torch (pip install 'seedcore[extract]')") from None
+    try:
+        obj = torch.load(path, weights_only=True, map_location="cpu")
+    except FileNotFoundError as e:
+        raise SeedError(f"{path}: cannot read: {e.strerror or e}") from None
+    except Exception as e:  # UnpicklingError for arbitrary objects, RuntimeError for junk
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SeedError(
+            f"{path}: refused: not a plain tensor file; torch.load(weights_only=True) failed "
+            f"({type(e).__name__}: {first[:300]})") from None
+    if isinstance(obj, Mapping) and not _all_tensors(obj):
+        for key in ("state_dict", "model_state_dict", "model", "module", "weights"):
+            inner = obj.get(key)
+            if isinstance(inner, Mapping) and _all_tensors(inner):
+                return inner
+    if not isinstance(obj, Mapping):
+        raise SeedError(f"{path}: holds a {type(obj).__name__}, not a mapping of tensor names to tensors")
+    return obj
+
+
+def _source(src: Any, name: str | None) -> _Source:
+    if isinstance(src, (str, os.PathLike)):
+        path = os.fspath(src)
+        if not os.path.exists(path):
+            raise SeedError(f"{path}: no such file")
+        if os.path.isdir(path):
+            raise SeedError(f"{path}: is a folder; give the .safetensors or .pt file inside it")
+        lower = path.lower()
+        extra = {"source_sha256": _sha256(path), "source_bytes": os.path.getsize(path)}
+        model = name or _model_name_from_path(path)
+        if lower.endswith(".safetensors"):
+            items = read_safetensors(path)
+            src_desc = os.path.abspath(path)
+            return _Source(items, model, src_desc, extra)
+        if lower.endswith((".pt", ".pth", ".bin", ".ckpt")):
+            sd = _read_torch_file(path)
+            return _Source(_state_dict_items(sd, path), model, os.path.abspath(path), extra)
+        raise SeedError(f"{path}: unknown file type; extract reads .safetensors, .pt, .pth and .bin files")
+    if isinstance(src, Mapping):
+        return _Source(_state_dict_items(src, "state dict"), name or "model",
+                       f"state dict ({len(src)} entries)", {})
+    if hasattr(src, "state_dict") and callable(src.state_dict):
+        sd = src.state_dict()
+        cls = type(src)
+        return _Source(_state_dict_items(sd, cls.__name__), name or cls.__name__,
+                       f"torch.nn.Module {cls.__module__}.{cls.__qualname__}", {})
+    raise SeedError(
+        f"extract: cannot read a {type(src).__name__}; give an nn.Module, a state dict, or a path to a "
+        ".safetensors / .pt / .bin file")
+
+
+def _state_dict_items(sd: Mapping, where: str) -> list:
+    items = []
+    for k, v in sd.items():
+        if not isinstance(k, str):
+            raise SeedError(f"{where}: key {k!r} is not a string; a state dict maps names to tensors")
+        if isinstance(v, np.generic):
+            v = np.asarray(v)
+        if not (_is_torch_tensor(v) or isinstance(v, np.ndarray)):
+            raise SeedError(f"{where}: entry {k!r} is a {type(v).__name__}, not a tensor")
+        items.append((k, v, None))
+    return items
+
+
+# ---------------------------------------------------------------------------
+# codec choice
+
+
+class _Rule:
+    def __init__(self, pattern: Any, codec: str, options: dict):
+        self.source = pattern if isinstance(pattern, str) else getattr(pattern, "pattern", str(pattern))
+        if isinstance(pattern, re.Pattern):
+            self._match = lambda name: pattern.fullmatch(name) is not None
+        elif isinstance(pattern, str) and pattern.startswith("re:"):
+            try:
+                rx = re.compile(pattern[3:])
+            except re.error as e:
+                raise SeedError(f"rule {pattern!r}: bad regular expression: {e}") from None
+            self._match = lambda name: rx.fullmatch(name) is not None
+        elif isinstance(pattern, str):
+            self._match = lambda name: fnmatch.fnmatchcase(name, pattern)
+        else:
+            raise SeedError(f"rule pattern {pattern!r} must be a string or a compiled regex")
+        self.codec = codec
+        self.options = options
+
+    def matches(self, name: str) -> bool:
+        return self._match(name)
+
+
+def parse_codec_spec(spec: str) -> tuple[str, dict]:
+    """'q8', 'prng:3', 'raw:float16', 'stats:4' -> (codec, options)."""
+    codec, _, arg = str(spec).partition(":")
+    codec = codec.strip().lower()
+    if codec not in CODEC_NAMES:
+        raise SeedError(f"unknown codec {codec!r} (known: {', '.join(CODEC_NAMES)})")
+    if not arg:
+        return codec, {}
+    arg = arg.strip()
+    if codec == "prng":
+        try:
+            return codec, {"bits": float(arg)}
+        except ValueError:
+            raise SeedError(f"codec {spec!r}: prng takes a bit rate (3, 4 or 4.5)") from None
+    if codec == "raw":
+        if arg.lower() not in _RAW_STORAGE_NAMES:
+            raise SeedError(f"codec {spec!r}: raw storage must be float32, float16 or bfloat16")
+        return codec, {"storage": _RAW_STORAGE_NAMES[arg.lower()]}
+    if codec == "stats":
+        try:
+            return codec, {"k": int(arg)}
+        except ValueError:
+            raise SeedError(f"codec {spec!r}: stats takes the number of singular values k") from None
+    raise SeedError(f"codec {spec!r}: {codec} takes no argument")
+
+
+def _make_rules(rules: Iterable | None) -> list:
+    out = []
+    for r in rules or ():
+        if isinstance(r, str):
+            pattern, sep, codec_spec = r.rpartition("=")
+            if not sep or not pattern:
+                raise SeedError(f"rule {r!r} must look like PATTERN=CODEC")
+            r = (pattern, codec_spec)
+        if not isinstance(r, (tuple, list)) or len(r) not in (2, 3):
+            raise SeedError(f"rule {r!r} must be (pattern, codec) or (pattern, codec, options)")
+        codec, options = parse_codec_spec(r[1])
+        if len(r) == 3:
+            if not isinstance(r[2], Mapping):
+                raise SeedError(f"rule {r!r}: options must be a dict")
+            options = {**options, **dict(r[2])}
+        out.append(_Rule(r[0], codec, options))
+    return out
+
+
+def _default_options(codec: str, bits: Any) -> dict:
+    """Options from ``bits`` for the codec named by ``codec=``; a clear error when
+    ``bits`` makes no sense for it."""
+    if codec == "prng":
+        from .codecs import prng
+
+        b = 4 if bits is None else bits
+        try:
+            prng.preset(b)
+        except ValueError:
+            raise SeedError(f"bits={bits!r}: prng has presets for bits = 3, 4 and 4.5") from None
+        return {"bits": float(b)}
+    if codec == "raw":
+        if bits is None:
+            return {"storage": "float32"}
+        try:
+            b = float(bits)
+        except (TypeError, ValueError):
+            b = None
+        if b not in (32.0, 16.0):
+            raise SeedError(f"bits={bits!r}: raw stores 32 (float32) or 16 (float16) bits")
+        return {"storage": _RAW_STORAGE_FOR_BITS[int(b)]}
+    if codec == "q8":
+        if bits is not None and bits != 8:
+            raise SeedError(f"bits={bits!r} contradicts codec q8 (8 bits, 8.5 bits per weight with scales)")
+        return {}
+    if codec == "q4":
+        if bits is not None and bits not in (4, 4.5):
+            raise SeedError(f"bits={bits!r} contradicts codec q4 (4 bits, 4.5 bits per weight with scales)")
+        return {}
+    if codec == "stats":
+        if bits is not None:
+            raise SeedError(f"bits={bits!r}: the stats codec has no bit rate")
+        return {}
+    raise SeedError(f"unknown codec {codec!r} (known: {', '.join(CODEC_NAMES)})")
+
+
+def choose_codec(name: str, dtype: str, ndim: int, codec: str, default_options: dict,
+                 rules: Sequence[_Rule], bits: Any = None) -> tuple[str, dict]:
+    """The codec and options for one tensor: integer and bool tensors are raw; then
+    the first matching rule; then 1-D and 0-D floating tensors stay raw float32
+    (except under ``stats``); then ``codec``."""
+    if dtype in INTEGER_DTYPES:
+        return "raw", {}
+    for rule in rules:
+        if rule.matches(name):
+            opts = dict(rule.options)
+            if rule.codec == "prng" and "bits" not in opts and not {"C", "P", "K"} & set(opts):
+                opts["bits"] = float(bits) if (codec == "prng" and bits is not None) else 4.0
+            return rule.codec, opts
+    if ndim <= 1 and codec != "stats":
+        return "raw", {"storage": "float32"}
+    return codec, dict(default_options)
+
+
+# ---------------------------------------------------------------------------
+# extract
+
+
+def _json_safe(v: Any) -> Any:
+    if isinstance(v, float):
+        return int(v) if v.is_integer() else v
+    if isinstance(v, dict):
+        return {str(k): _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    if isinstance(v, (str, int, bool)) or v is None:
+        return v
+    return str(v)
+
+
+def _progress_bar(enabled: bool, total: int, desc: str):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="w", unit_scale=True, desc=desc, dynamic_ncols=True)
+
+
+def extract(
+    src: Any,
+    codec: str = "prng",
+    bits: float | int | None = None,
+    rules: Sequence | None = None,
+    name: str | None = None,
+    progress: bool = True,
+    *,
+    threads: int = 0,
+    provenance: bool = True,
+) -> Seed:
+    """Encodes a model's weights into a ``Seed``.
+
+    src      an ``nn.Module``, a state dict (torch tensors or numpy arrays), or a
+             path to a ``.safetensors`` / ``.pt`` / ``.pth`` / ``.bin`` file.
+    codec    one of raw, q8, q4, prng, stats, for every tensor that no rule names.
+             By default 1-D and 0-D floating tensors (biases, norms) stay raw
+             float32, except under ``stats``; integer and bool tensors are raw.
+    bits     prng: 3, 4 (default) or 4.5 bits per weight; raw: 32 (default) or
+             16; q8 / q4 / stats: leave it out.
+    rules    [(pattern, codec[, options])], first match wins; a pattern is an
+             fnmatch glob ("encoder.*.weight"), "re:<regex>" or a compiled regex
+             (full match).  codec may carry an argument: "prng:3",
+             "raw:float16", "stats:4".  A string "PATTERN=CODEC" also works.
+    name     the model name stored in the file (default: from the source).
+    progress a tqdm bar over the tensors (weighted by size) when tqdm is installed.
+    threads  threads for the prng seed search (0 = all cores).
+    provenance  record creation time, options and source digest in the metadata
+             (turn off for byte-reproducible files).
+    """
+    t0 = time.perf_counter()
+    codec = str(codec).lower()
+    if codec not in CODEC_NAMES:
+        raise SeedError(f"unknown codec {codec!r} (known: {', '.join(CODEC_NAMES)})")
+    default_options = _default_options(codec, bits)
+    rule_list = _make_rules(rules)
+    source = _source(src, name)
+    where = source.description
+
+    plan = []
+    total = 0
+    for tname, obj, dtype_hint in source.items:
+        dtype = dtype_hint or _dtype_of(where, tname, obj)
+        shape = tuple(int(d) for d in obj.shape)
+        c, opts = choose_codec(tname, dtype, len(shape), codec, default_options, rule_list, bits)
+        if c == "prng":
+            from .codecs import prng
+
+            if "bits" in opts:
+                try:
+                    prng.preset(opts["bits"])
+                except ValueError as e:
+                    raise SeedError(f"tensor {tname!r}: {e}") from None
+        plan.append((tname, obj, dtype, shape, c, opts))
+        total += math.prod(shape)
+
+    bar = _progress_bar(progress, total, f"extract {codec}")
+    tensors = []
+    counts: dict = {}
+    try:
+        for tname, obj, dtype, shape, c, opts in plan:
+            if bar is not None:
+                bar.set_postfix_str(tname[-40:], refresh=False)
+            x = _to_numpy(obj, dtype)
+            n = x.size
+            if dtype in FLOAT_DTYPES:
+                bad = int(np.count_nonzero(~np.isfinite(x)))
+                if bad:
+                    raise SeedError(
+                        f"{where}: tensor {tname!r}: {bad} of {n} values are not finite (NaN or infinity);"
+                        " seedcore refuses to encode them")
+                with np.errstate(over="ignore"):
+                    x = np.asarray(x, dtype=np.float32, order="C")
+                bad = int(np.count_nonzero(~np.isfinite(x)))
+                if bad:
+                    raise SeedError(f"{where}: tensor {tname!r}: {bad} values overflow float32")
+            else:
+                x = np.asarray(x, order="C")
+            options = dict(opts)
+            done = [0]
+            if c == "stats":
+                options.setdefault("name", tname)
+            if c == "prng":
+                options.setdefault("threads", threads)
+                if bar is not None:
+                    def _tick(k, _bar=bar, _done=done):
+                        _done[0] += k
+                        _bar.update(k)
+                    options["progress"] = _tick
+            try:
+                params, payload = get_codec(c).encode(x, options)
+            except ValueError as e:
+                raise SeedError(f"{where}: tensor {tname!r}: {e}") from None
+            if bar is not None:
+                bar.update(n - done[0])
+            tensors.append((TensorEntry(tname, shape, dtype, c, params), payload))
+            counts[c] = counts.get(c, 0) + 1
+            del x
+    finally:
+        if bar is not None:
+            bar.close()
+
+    prov = None
+    if provenance:
+        prov = {
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "tool": f"seedcore {__version__}",
+            "source": source.description,
+            **source.extra,
+            "options": {
+                "codec": codec,
+                "bits": bits,
+                "rules": [[r.source, r.codec, r.options] for r in rule_list],
+            },
+            "codecs": counts,
+            "encode_seconds": round(time.perf_counter() - t0, 3),
+            "numpy": np.__version__,
+        }
+        import sys
+
+        if "torch" in sys.modules:
+            prov["torch"] = str(sys.modules["torch"].__version__)
+        prov = _json_safe(prov)
+    return Seed(tensors, model_name=source.model_name, model_source=source.description, provenance=prov)
