@@ -60,14 +60,17 @@ def test_native_search_equals_brute_force(bits):
     rng = np.random.default_rng(int(bits * 10))
     blocks = _edge_blocks(C, rng)
     bias = prng.choose_exp_bias(blocks)
-    q, basis, pinv = prng.search_tables(C, P, K)
-    seeds, exps, mants, errs, evaluated = _native.prng_search(blocks, q, basis, pinv, K, bias, 8, "auto", 1)
+    tables = prng.search_tables(C, P, K)
+    seeds, exps, mants, errs, evaluated = _native.prng_search(blocks, *tables, K, bias, 8, "auto", 1)
     rs, re_, rm, rerr = prng.reference_search(blocks, C, P, K, bias)
     np.testing.assert_array_equal(seeds, rs)
     np.testing.assert_array_equal(exps, re_)
     np.testing.assert_array_equal(mants, rm)
     np.testing.assert_array_equal(errs, rerr)
-    assert evaluated.max() < (1 << K) - 1                 # the lower bound really pruned
+    # The lower bound prunes ordinary blocks hard. A block far below the tensor's
+    # exponent range (row 4) has quantised errors far above every bound, so the
+    # search must evaluate every seed there to stay exact.
+    assert evaluated[[0, 2, 3, 5]].max() < 1000
     assert seeds[1] == 1 and errs[1] == 0.0               # zero block: first seed, exact
 
 
@@ -92,12 +95,12 @@ def _available_impls():
 def test_search_paths_agree_and_threads_do_not_matter():
     w = _minilm_tensor("encoder.layer.2.attention.self.key.weight")[:8].reshape(-1, 8)
     C, P, K = prng.preset(4.5)
-    q, basis, pinv = prng.search_tables(C, P, K)
+    tables = prng.search_tables(C, P, K)
     bias = prng.choose_exp_bias(w)
     impls = _available_impls()
     if seedcore.cpu_features()["arch"] == "x86_64":
         assert "avx2" in impls, "this x86 machine must exercise the AVX2 search kernel"
-    results = {(impl, th): _native.prng_search(w, q, basis, pinv, K, bias, 32, impl, th)
+    results = {(impl, th): _native.prng_search(w, *tables, K, bias, 32, impl, th)
                for impl in impls for th in (1, 2)}
     first = next(iter(results.values()))
     for key, r in results.items():

@@ -63,11 +63,20 @@ def encode_q4(x: np.ndarray) -> bytes:
     return d16.astype("<f2").tobytes() + packed.tobytes()
 
 
+def _scales(buf, nb: int, codec: str) -> np.ndarray:
+    """The binary16 block scales as float32; each must be finite (format.md 3.2)."""
+    h = np.frombuffer(buf, dtype="<u2", count=nb)
+    bad = np.flatnonzero((h & 0x7C00) == 0x7C00)
+    if bad.size:
+        raise ValueError(f"{codec} block {int(bad[0])} has a scale that is not finite")
+    return h.view("<f2").astype(np.float32)
+
+
 def decode_q8(payload, n: int) -> np.ndarray:
     buf = as_bytes_view(payload)
     nb = ceil_div(n, BLOCK)
     check_length(buf, 34 * nb, "q8")
-    d = np.frombuffer(buf, dtype="<f2", count=nb).astype(np.float32)
+    d = _scales(buf, nb, "q8")
     q = np.frombuffer(buf, dtype=np.int8, count=nb * BLOCK, offset=2 * nb).reshape(nb, BLOCK)
     x = d[:, None] * q.astype(np.float32)  # one binary32 multiply per element
     return x.reshape(-1)[:n]
@@ -77,7 +86,7 @@ def decode_q4(payload, n: int) -> np.ndarray:
     buf = as_bytes_view(payload)
     nb = ceil_div(n, BLOCK)
     check_length(buf, 18 * nb, "q4")
-    d = np.frombuffer(buf, dtype="<f2", count=nb).astype(np.float32)
+    d = _scales(buf, nb, "q4")
     packed = np.frombuffer(buf, dtype=np.uint8, count=nb * 16, offset=2 * nb).reshape(nb, 16)
     nib = np.concatenate([packed & np.uint8(0x0F), packed >> np.uint8(4)], axis=1)
     q = nib.astype(np.int8) - np.int8(8)

@@ -126,12 +126,18 @@ def basis_table(C: int, P: int, K: int) -> np.ndarray:
 def search_tables(C: int, P: int, K: int):
     """(q, basis, pinv) for the seed search: q float32 (ceil(n/8), C*P, 8), the
     orthonormal bases of 8 seeds at a time (q[g, j*C + i, l] = Q[i][j] of seed
-    index 8g + l); basis int16 (n, C, P); pinv float64 (n, P, C)."""
+    index 8g + l); basis int16 (n, C, P); pinv float64 (n, P, C). A few bases are
+    singular: their pseudo-inverse gives the minimum-norm least-squares
+    coefficients, and their Q spans more than U does, so the lower bound stays a
+    bound (only a looser one)."""
     basis = basis_table(C, P, K)
     n = basis.shape[0]
     u = basis.astype(np.float64) / float(1 << (K - 1))
     left, sing, vt = np.linalg.svd(u, full_matrices=False)      # left: (n, C, P)
-    pinv = np.einsum("npk,nk,nck->npc", vt.transpose(0, 2, 1), 1.0 / sing, left)
+    # Moore-Penrose: singular values below numpy.linalg.pinv's cutoff count as zero
+    cutoff = 1e-15 * sing[:, :1]
+    inv = np.divide(1.0, sing, out=np.zeros_like(sing), where=sing > cutoff)
+    pinv = np.einsum("npk,nk,nck->npc", vt.transpose(0, 2, 1), inv, left)
     groups = ceil_div(n, 8)
     rows = np.zeros((C * P, groups * 8), dtype=np.float32)
     rows[:, :n] = left.transpose(2, 1, 0).reshape(P * C, n)   # row j*C + i = Q[i][j]
@@ -186,6 +192,12 @@ def decode(payload, shape, dtype: str, params: dict) -> np.ndarray:
         raise ValueError(f"prng payload has {buf.size} bytes, shape {list(shape)} needs "
                          f"{expected_length(shape, params)}")
     nb, s1, s2, s3 = _sections(n, C, P, K)
+    for section, start, end, used_bits in (("seed", 0, s1, nb * K),
+                                           ("exponent", s1, s1 + s2, 4 * nb),
+                                           ("mantissa", s1 + s2, s1 + s2 + s3, 4 * nb * P)):
+        spare = 8 * (end - start) - used_bits
+        if spare and buf[end - 1] >> (8 - spare):
+            raise ValueError(f"prng {section} section: the {spare} unused bits of its last byte are not zero")
     seeds = _unpack_bits(buf[:s1], nb, K)
     exps = _unpack_nibbles(buf[s1:s1 + s2], nb).astype(np.int32)
     mants = _unpack_nibbles(buf[s1 + s2:], nb * P).astype(np.int32)

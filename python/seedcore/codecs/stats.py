@@ -23,6 +23,7 @@ _M32 = 0xFFFFFFFF
 _GOLDEN = 0x9E3779B9
 Z = np.float32(1.0 / math.sqrt(21845.0))  # binary64 then rounded: unit-variance gauss
 _ROW_CHUNK_ELEMENTS = 1 << 20
+_MAX_MAGNITUDE = 2.0 ** 100  # keeps every decoding intermediate finite (format.md 3.5)
 
 
 def rows_cols(shape) -> tuple[int, int]:
@@ -146,17 +147,20 @@ def encode(x: np.ndarray, options: dict) -> tuple[dict, bytes]:
         sig = np.zeros(0)
         k = 0
     else:
+        # mean and std of the non-zero elements: decoding zeroes a `sparsity`
+        # fraction after adding the mean, so this reproduces all three
         x64 = x.astype(np.float64).reshape(-1)
-        mean = float(np.mean(x64))
-        std = float(np.sqrt(np.mean((x64 - mean) ** 2)))
-        sparsity = float(np.count_nonzero(x64 == 0)) / n
+        nonzero = x64[x64 != 0]
+        sparsity = 1.0 - nonzero.size / n
+        mean = float(np.mean(nonzero)) if nonzero.size else 0.0
+        std = float(np.sqrt(np.mean((nonzero - mean) ** 2))) if nonzero.size else 0.0
         rows, cols = rows_cols(shape)
         sig = singular_values((x64 - mean).reshape(rows, cols), k) if k else np.zeros(0)
     values = np.array([mean, std, sparsity, *sig], dtype=np.float64).astype(np.float32)
     values[1] = max(values[1], F32(0))
     values[2] = min(max(values[2], F32(0)), F32(1))
-    if not np.all(np.isfinite(values)):
-        raise ValueError("stats: the statistics are not finite (values too large for float32)")
+    if not np.all(np.isfinite(values)) or np.abs(values).max() > _MAX_MAGNITUDE:
+        raise ValueError("stats: the statistics exceed 2^100 in magnitude; store this tensor raw")
     params = {"k": int(k), "seed": int(seed) & _M32}
     return params, values.astype("<f4").tobytes()
 
@@ -172,6 +176,8 @@ def read_values(payload, k: int):
     mean, std, sparsity, sig = v[0], v[1], v[2], v[3:]
     if not np.all(np.isfinite(v)):
         raise ValueError("stats payload holds a non-finite value")
+    if np.abs(v).max() > _MAX_MAGNITUDE:
+        raise ValueError("stats payload holds a value above 2^100 in magnitude")
     if not std >= 0:
         raise ValueError(f"stats std is {float(std)!r}, must be >= 0")
     if not 0 <= sparsity <= 1:
