@@ -40,8 +40,8 @@ def main() -> None:
     t_assemble = time.perf_counter() - t0
     weights = model.state_dict()
 
-    from seedcore.format import read_safetensors
-    original = read_safetensors(str(src))
+    from seedcore.extract import read_safetensors
+    original = {name: arr for name, arr, _ in read_safetensors(str(src))}
     err = tot = 0.0
     for name, w in original.items():
         if name.endswith(".weight") and w.ndim == 2 and "embeddings" not in name:

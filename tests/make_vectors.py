@@ -357,4 +357,8 @@ def main(out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "vectors"))
+    import argparse
+    ap = argparse.ArgumentParser(description="Regenerate the decoder test vectors (numpy reference).")
+    ap.add_argument("out", nargs="?", default=os.path.join(HERE, "vectors"),
+                    help="output folder (default: tests/vectors)")
+    main(ap.parse_args().out)
