@@ -189,12 +189,12 @@ def main(argv=None) -> int:
         return args.func(args)
     except SeedError as e:
         _fail(str(e))
-    except (OSError, ValueError) as e:
-        _fail(str(e) if not isinstance(e, OSError) or not e.filename else f"{e.filename}: {e.strerror or e}")
-    except BrokenPipeError:  # e.g. `seedcore inspect x.seed | head`
+    except BrokenPipeError:  # e.g. `seedcore inspect x.seed | head`; before OSError, its base
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
+    except (OSError, ValueError) as e:
+        _fail(str(e) if not isinstance(e, OSError) or not e.filename else f"{e.filename}: {e.strerror or e}")
     except KeyboardInterrupt:
         sys.stderr.write("seedcore: interrupted\n")
         return 130
