@@ -152,6 +152,71 @@ void test_valid_file_and_threads(Rng& rng) {
   CHECK_THROWS_SEED("directory", SeedFile sf("/tmp"));
 }
 
+// Tensors large enough that decode_many cuts them into pieces (> 4 MiB of output;
+// one above the 8 MiB non-temporal threshold), for every codec, with partial last
+// blocks: decode_many on 1, 2 and 5 threads must equal decode_into byte for byte.
+// A corrupt payload must be refused before any output byte is written.
+void test_split_decoding(Rng& rng) {
+  std::vector<TensorDesc> t;
+  const char* prng84 = "{\"C\": 8, \"P\": 4, \"K\": 16, \"exp_bias\": -14}";
+  t.push_back({"prng_big", {2200003}, "float32", "prng", prng84, random_prng_payload(rng, 2200003, 8, 4, 16), ""});
+  t.push_back({"prng_c12", {1100005}, "float32", "prng", "{\"C\": 12, \"P\": 3, \"K\": 12, \"exp_bias\": -3}",
+               random_prng_payload(rng, 1100005, 12, 3, 12), ""});
+  t.push_back({"q8", {1100017}, "float32", "q8", "{\"block\": 32}", random_blockq_payload(rng, 1100017, false, false), ""});
+  t.push_back({"q4", {1031, 1067}, "float16", "q4", "{\"block\": 32}", random_blockq_payload(rng, 1031 * 1067, true, false), ""});
+  t.push_back({"f16", {1200001}, "float32", "raw", "{\"storage\": \"float16\"}", random_bytes(rng, 2 * 1200001), ""});
+  t.push_back({"bf16", {2300001}, "bfloat16", "raw", "{\"storage\": \"bfloat16\"}", random_bytes(rng, 2 * 2300001), ""});
+  t.push_back({"f32", {1100003}, "float32", "raw", "{\"storage\": \"float32\"}", random_bytes(rng, 4 * 1100003), ""});
+  t.push_back({"i64", {600001}, "int64", "raw", "{\"storage\": \"int64\"}", random_bytes(rng, 8 * 600001), ""});
+  t.push_back({"stats", {1100, 1001}, "float32", "stats", "{\"k\": 4, \"seed\": 9}",
+               stats_payload(0.01f, 0.5f, 0.1f, {3.0f, 2.0f, 1.0f, 0.5f}), ""});
+  t.push_back({"small", {1000}, "float32", "prng", prng84, random_prng_payload(rng, 1000, 8, 4, 16), ""});
+  auto file = open_bytes(build_seed(t));
+  const size_t count = file->tensors().size();
+  for (const char* impl : {"scalar", "auto"}) {
+    const Isa isa = resolve_impl(impl);
+    std::vector<std::vector<uint8_t>> ref(count);
+    for (size_t i = 0; i < count; ++i) {
+      ref[i].resize(size_t(file->tensors()[i].spec.decoded_bytes()));
+      file->decode_into(i, ref[i].data(), isa);
+    }
+    for (unsigned threads : {1u, 2u, 5u}) {
+      std::vector<std::vector<uint8_t>> outs(count);
+      std::vector<size_t> idx;
+      std::vector<void*> ptrs;
+      for (size_t i = 0; i < count; ++i) {
+        outs[i].assign(ref[i].size(), 0xA5);
+        idx.push_back(i);
+        ptrs.push_back(outs[i].data());
+      }
+      file->decode_many(idx, ptrs, threads, isa);
+      for (size_t i = 0; i < count; ++i)
+        CHECK_MSG(outs[i] == ref[i], "%s: tensor %s differs with %u threads", impl,
+                  file->tensors()[i].name.c_str(), threads);
+    }
+  }
+  // One flipped payload byte in the last tensor: nothing may be written anywhere.
+  std::vector<uint8_t> bytes = build_seed(t);
+  const TensorEntry& last = file->tensors().back();
+  bytes[size_t(last.offset + 5)] ^= 0x10;
+  auto bad = open_bytes(bytes);
+  for (unsigned threads : {1u, 2u}) {
+    std::vector<std::vector<uint8_t>> outs(count);
+    std::vector<size_t> idx;
+    std::vector<void*> ptrs;
+    for (size_t i = 0; i < count; ++i) {
+      outs[i].assign(size_t(bad->tensors()[i].spec.decoded_bytes()), 0xA5);
+      idx.push_back(i);
+      ptrs.push_back(outs[i].data());
+    }
+    CHECK_THROWS_SEED("corrupt payload in decode_many", bad->decode_many(idx, ptrs, threads, Isa::scalar));
+    bool untouched = true;
+    for (const auto& o : outs)
+      for (uint8_t b : o) untouched = untouched && b == 0xA5;
+    CHECK_MSG(untouched, "decode_many wrote output before refusing a corrupt payload (%u threads)", threads);
+  }
+}
+
 void test_truncations_and_flips(Rng& rng) {
   const std::vector<uint8_t> f = build_seed(small_valid_tensors(rng));
   std::printf("small valid file: %zu bytes\n", f.size());
@@ -372,6 +437,7 @@ int main() {
     test_crc32();
     test_json();
     test_valid_file_and_threads(rng);
+    test_split_decoding(rng);
     test_truncations_and_flips(rng);
     test_entry_rules(rng);
     test_file_level(rng);

@@ -52,8 +52,10 @@ class SeedFile {
   // verify_tensor(index), then decode into `out` (spec.decoded_bytes() bytes).
   void decode_into(size_t index, void* out, Isa isa) const;
   // Decodes tensors[indices[i]] into outs[i] on up to `threads` threads (0 = hardware
-  // concurrency). Results are identical for any thread count. Rethrows the first
-  // error (in file order) after all threads stop.
+  // concurrency): first every payload's CRC and rules (in parallel, nothing written
+  // unless all pass), then the decoding, large tensors cut into pieces that threads
+  // share. Results are identical for any thread count. Rethrows the first error (in
+  // the order of `indices`) after all threads stop.
   void decode_many(const std::vector<size_t>& indices, const std::vector<void*>& outs, unsigned threads,
                    Isa isa) const;
 
@@ -65,6 +67,8 @@ class SeedFile {
   SeedFile() = default;
   void validate(uint64_t max_bytes);
   void require_open() const;
+  // CRC-32 and check_payload_decodable of one payload; the caller holds lifetime_.
+  void check_tensor(size_t index) const;
   std::string tensor_where(size_t index) const;
 
   std::string path_;

@@ -1,5 +1,6 @@
 // .seed reader: mapping, the validation order of format.md, payload checks, and
-// multi-threaded decoding of independent tensors.
+// multi-threaded decoding (tensors checked in parallel, then large ones decoded in
+// pieces by several threads).
 #include "seedcore/seed_file.h"
 
 #include <fcntl.h>
@@ -19,6 +20,7 @@
 #include "seedcore/crc32.h"
 #include "seedcore/error.h"
 #include "seedcore/json.h"
+#include "tensor_pieces.h"
 
 namespace seedcore {
 namespace {
@@ -311,9 +313,7 @@ size_t SeedFile::index_of(const std::string& name) const {
   throw SeedError(path_ + ": no tensor named '" + name + "'");
 }
 
-void SeedFile::verify_tensor(size_t index) const {
-  std::shared_lock<std::shared_mutex> lock(lifetime_);
-  require_open();
+void SeedFile::check_tensor(size_t index) const {
   const TensorEntry& e = tensors_.at(index);
   const uint8_t* payload = data_ + e.offset;
   const uint32_t crc = crc32(payload, size_t(e.length));
@@ -321,6 +321,12 @@ void SeedFile::verify_tensor(size_t index) const {
     throw SeedError(tensor_context(tensor_where(index), e.spec) + ": payload checksum is " + hex32(crc) +
                     ", the metadata says " + hex32(e.crc32) + " (corrupt payload)");
   check_payload_decodable(e.spec, payload, tensor_where(index));
+}
+
+void SeedFile::verify_tensor(size_t index) const {
+  std::shared_lock<std::shared_mutex> lock(lifetime_);
+  require_open();
+  check_tensor(index);
 }
 
 void SeedFile::verify() const {
@@ -330,51 +336,95 @@ void SeedFile::verify() const {
 void SeedFile::decode_into(size_t index, void* out, Isa isa) const {
   std::shared_lock<std::shared_mutex> lock(lifetime_);
   require_open();
+  check_tensor(index);
   const TensorEntry& e = tensors_.at(index);
-  const uint8_t* payload = data_ + e.offset;
-  const uint32_t crc = crc32(payload, size_t(e.length));
-  if (crc != e.crc32)
-    throw SeedError(tensor_context(tensor_where(index), e.spec) + ": payload checksum is " + hex32(crc) +
-                    ", the metadata says " + hex32(e.crc32) + " (corrupt payload)");
-  check_payload_decodable(e.spec, payload, tensor_where(index));
-  decode_checked_payload(e.spec, payload, out, isa);
+  decode_checked_payload(e.spec, data_ + e.offset, out, isa);
 }
+
+namespace {
+
+// Output bytes per piece when decode_many splits a large tensor across threads. Large
+// enough that a piece amortises its scheduling and covers whole 2 MiB transparent
+// huge pages most of the time (their first-touch faults then happen on one thread
+// each, in parallel); small enough that the pieces of a 47 MB embedding table
+// balance over the threads.
+constexpr uint64_t kPieceBytes = uint64_t(2) << 20;
+
+// Runs job(worker) on `threads` threads (the calling one included) and joins them.
+template <class Job>
+void run_on_threads(unsigned threads, Job job) {
+  std::vector<std::thread> pool;
+  pool.reserve(threads - 1);
+  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(job);
+  job();
+  for (std::thread& th : pool) th.join();
+}
+
+}  // namespace
 
 void SeedFile::decode_many(const std::vector<size_t>& indices, const std::vector<void*>& outs, unsigned threads,
                            Isa isa) const {
   if (indices.size() != outs.size()) throw SeedError(path_ + ": decode_many: indices and outputs differ in count");
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
-  threads = unsigned(std::min<size_t>(threads, indices.size()));
-  std::vector<std::exception_ptr> errors(indices.size());
-  if (threads <= 1) {
-    for (size_t i = 0; i < indices.size(); ++i) decode_into(indices[i], outs[i], isa);
-    return;
-  }
-  // Largest tensors first, so that one big tensor does not start last.
+  if (indices.empty()) return;
+  // One thread runs the same two phases inline (run_on_threads starts no thread).
+  std::shared_lock<std::shared_mutex> lock(lifetime_);  // held for both phases
+  require_open();
+  for (size_t index : indices) (void)tensors_.at(index);  // out-of-range indices throw here
+
+  // Phase 1, in parallel over tensors (largest payload first): CRC and payload rules
+  // of every tensor, and what each tensor's pieces share. No output byte is written
+  // before every payload has passed (a corrupt file decodes nothing).
   std::vector<size_t> order(indices.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return tensors_.at(indices[a]).spec.decoded_bytes() > tensors_.at(indices[b]).spec.decoded_bytes();
+    return tensors_[indices[a]].length > tensors_[indices[b]].length;
   });
+  std::vector<std::unique_ptr<TensorPieces>> pieces(indices.size());
+  std::vector<std::exception_ptr> errors(indices.size());
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
-  auto worker = [&] {
+  run_on_threads(unsigned(std::min<size_t>(threads, indices.size())), [&] {
     for (;;) {
       const size_t k = next.fetch_add(1);
       if (k >= order.size() || failed.load()) return;
       const size_t i = order[k];
       try {
-        decode_into(indices[i], outs[i], isa);
+        check_tensor(indices[i]);
+        const TensorEntry& e = tensors_[indices[i]];
+        pieces[i].reset(new TensorPieces(e.spec, data_ + e.offset, isa, kPieceBytes));
       } catch (...) {
         errors[i] = std::current_exception();
         failed.store(true);
       }
     }
-  };
-  std::vector<std::thread> pool;
-  pool.reserve(threads);
-  for (unsigned t = 0; t < threads; ++t) pool.emplace_back(worker);
-  for (std::thread& th : pool) th.join();
+  });
+  for (const std::exception_ptr& e : errors)
+    if (e) std::rethrow_exception(e);
+
+  // Phase 2: every piece of every tensor is one job, largest first, taken by whichever
+  // thread is free, so one large tensor no longer runs on one thread while the others
+  // idle, and each output page is first touched by the thread that decodes into it.
+  struct Job { size_t tensor, piece; uint64_t bytes; };
+  std::vector<Job> jobs;
+  for (size_t i = 0; i < indices.size(); ++i)
+    for (size_t p = 0; p < pieces[i]->count(); ++p) jobs.push_back({i, p, pieces[i]->piece_bytes(p)});
+  std::stable_sort(jobs.begin(), jobs.end(), [](const Job& a, const Job& b) { return a.bytes > b.bytes; });
+  next.store(0);
+  run_on_threads(unsigned(std::min<size_t>(threads, jobs.size())), [&] {
+    for (;;) {
+      const size_t k = next.fetch_add(1);
+      if (k >= jobs.size() || failed.load()) return;
+      const Job& job = jobs[k];
+      try {
+        pieces[job.tensor]->decode(job.piece, outs[job.tensor]);
+      } catch (...) {  // allocation failure only: payloads were checked in phase 1
+        std::exception_ptr& slot = errors[job.tensor];
+        if (!slot) slot = std::current_exception();
+        failed.store(true);
+      }
+    }
+  });
   for (const std::exception_ptr& e : errors)
     if (e) std::rethrow_exception(e);
 }
