@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "encode.h"
+#include "graph.h"
 #include "seedcore/cpu.h"
 #include "seedcore/error.h"
 #include "seedcore/json.h"
@@ -241,4 +242,5 @@ PYBIND11_MODULE(_native, m) {
   }, py::arg("nbytes"), py::arg("repeats"));
 
   seedcore_py::bind_encode(m);
+  seedcore_py::bind_graph(m);
 }

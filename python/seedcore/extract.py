@@ -403,6 +403,10 @@ def extract(
     *,
     threads: int = 0,
     provenance: bool = True,
+    example_inputs: Any = None,
+    input_names: Sequence[str] | None = None,
+    output_names: Sequence[str] | None = None,
+    dynamic_axes: Mapping | None = None,
 ) -> Seed:
     """Encodes a model's weights into a ``Seed``.
 
@@ -422,6 +426,15 @@ def extract(
     threads  threads for the prng seed search (0 = all cores).
     provenance  record creation time, options and source digest in the metadata
              (turn off for byte-reproducible files).
+    example_inputs  with an ``nn.Module``: also capture its forward pass as the
+             seed's graph (``seedcore.capture.capture``: torch.fx, batch norms
+             folded into the convolutions before them, checked against the module
+             with the numpy reference executor).  The seed's tensors are then the
+             graph's weights (the state dict with folded convolutions replacing
+             their originals and the batch norms' tensors dropped).  Without it
+             the seed carries weights only.
+    input_names, output_names, dynamic_axes  passed to ``capture`` (default:
+             forward's argument names, "output", axis 0 of every input is "batch").
     """
     t0 = time.perf_counter()
     codec = str(codec).lower()
@@ -429,7 +442,13 @@ def extract(
         raise SeedError(f"unknown codec {codec!r} (known: {', '.join(CODEC_NAMES)})")
     default_options = _default_options(codec, bits)
     rule_list = _make_rules(rules)
-    source = _source(src, name)
+    graph = None
+    if example_inputs is not None:
+        source, graph = _captured_source(src, name, example_inputs, input_names, output_names, dynamic_axes)
+    elif input_names is not None or output_names is not None or dynamic_axes is not None:
+        raise SeedError("extract: input_names, output_names and dynamic_axes need example_inputs")
+    else:
+        source = _source(src, name)
     where = source.description
 
     plan = []
@@ -516,4 +535,25 @@ def extract(
         if "torch" in sys.modules:
             prov["torch"] = str(sys.modules["torch"].__version__)
         prov = _json_safe(prov)
-    return Seed(tensors, model_name=source.model_name, model_source=source.description, provenance=prov)
+    if graph is not None:
+        from .graph_ref import validate_graph
+
+        validate_graph(graph, {e.name: e.shape for e, _ in tensors})
+    return Seed(tensors, model_name=source.model_name, model_source=source.description, graph=graph,
+                provenance=prov)
+
+
+def _captured_source(src: Any, name: str | None, example_inputs: Any, input_names, output_names,
+                     dynamic_axes) -> tuple[_Source, dict]:
+    """(the graph's weights as a source, the graph) for ``extract(module, example_inputs=...)``."""
+    if not (hasattr(src, "state_dict") and callable(getattr(src, "forward", None))
+            and type(src).__module__ != "builtins"):
+        raise SeedError(f"extract: example_inputs needs a torch.nn.Module, got {type(src).__name__}")
+    from .capture import capture
+
+    graph, weights = capture(src, example_inputs, input_names=input_names, output_names=output_names,
+                             dynamic_axes=dynamic_axes)
+    cls = type(src)
+    source = _Source(_state_dict_items(weights, cls.__name__), name or cls.__name__,
+                     f"torch.nn.Module {cls.__module__}.{cls.__qualname__}", {"graph_nodes": len(graph["nodes"])})
+    return source, graph

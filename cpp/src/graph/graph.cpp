@@ -1,0 +1,719 @@
+// The executor: parses and validates metadata.graph completely (ops, attributes,
+// names, dtypes, static weight shapes), then runs nodes in order, freeing each
+// intermediate after its last consumer.
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+
+#include "graph/internal.h"
+#include "graph/thread_pool.h"
+#include "seedcore/json.h"
+
+namespace seedcore {
+
+const char* elem_type_name(ElemType t) { return t == ElemType::f32 ? "float32" : "int64"; }
+size_t elem_size(ElemType t) { return t == ElemType::f32 ? 4 : 8; }
+
+int64_t Tensor::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+namespace graph {
+
+std::string shape_string(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+void node_error(const Node& node, const std::string& what) {
+  throw SeedError("graph node " + std::to_string(node.index) + " (" + node.op_name + ", path '" + node.path +
+                  "'): " + what);
+}
+
+int64_t Value::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+Value new_value(ElemType dtype, std::vector<int64_t> shape) {
+  Value v;
+  v.dtype = dtype;
+  v.shape = std::move(shape);
+  const size_t bytes = std::max<size_t>(64, (size_t(v.numel()) * elem_size(dtype) + 63) & ~size_t(63));
+  void* p = std::aligned_alloc(64, bytes);
+  if (p == nullptr) throw std::bad_alloc();
+  v.owner = std::shared_ptr<void>(p, std::free);
+  v.data = p;
+  return v;
+}
+
+int64_t norm_axis(const Node& node, int64_t axis, int64_t rank, const char* what) {
+  const int64_t a = axis < 0 ? axis + rank : axis;
+  if (a < 0 || a >= rank)
+    node_error(node, std::string(what) + " " + std::to_string(axis) + " is out of range for rank " +
+                         std::to_string(rank));
+  return a;
+}
+
+namespace {
+
+using Kind = JsonDocument::Kind;
+
+enum class AttrKind { pair_pos, pair_nonneg, integer, int_pos, number, number_nonneg, number_or_null, boolean,
+                      int_list, gelu_mode, dtype };
+struct AttrSchema {
+  const char* name;
+  AttrKind kind;
+  bool has_default;
+};
+enum class In : uint8_t { f32, i64, any };
+struct OpSchema {
+  Op op;
+  const char* name;
+  std::vector<In> inputs;
+  int required;  // leading inputs that must be present; the rest are optional
+  std::vector<AttrSchema> attrs;
+  int out_rule;  // 0: float32, 1: int64, 2: same as input 0, 3: attr dtype
+};
+
+const std::vector<OpSchema>& op_schemas() {
+  static const std::vector<OpSchema> table = [] {
+    using A = AttrKind;
+    std::vector<OpSchema> t = {
+        {Op::linear, "linear", {In::f32, In::f32, In::f32}, 2, {}, 0},
+        {Op::matmul, "matmul", {In::f32, In::f32}, 2, {}, 0},
+        {Op::conv2d, "conv2d", {In::f32, In::f32, In::f32}, 2,
+         {{"stride", A::pair_pos, false}, {"padding", A::pair_nonneg, false},
+          {"dilation", A::pair_pos, false}, {"groups", A::int_pos, false}}, 0},
+        {Op::max_pool2d, "max_pool2d", {In::f32}, 1,
+         {{"kernel", A::pair_pos, false}, {"stride", A::pair_pos, false}, {"padding", A::pair_nonneg, false}}, 0},
+        {Op::avg_pool_global, "avg_pool_global", {In::f32}, 1, {}, 0},
+        {Op::batch_norm, "batch_norm", {In::f32, In::f32, In::f32, In::f32, In::f32}, 5,
+         {{"eps", A::number_nonneg, false}}, 0},
+        {Op::layer_norm, "layer_norm", {In::f32, In::f32, In::f32}, 1, {{"eps", A::number_nonneg, false}}, 0},
+        {Op::embedding, "embedding", {In::i64, In::f32}, 2, {}, 0},
+        {Op::arange_like, "arange_like", {In::any}, 1, {{"axis", A::integer, false}}, 1},
+        {Op::select, "select", {In::any}, 1, {{"axis", A::integer, false}, {"index", A::integer, false}}, 2},
+        {Op::gelu, "gelu", {In::f32}, 1, {{"approximate", A::gelu_mode, false}}, 0},
+        {Op::clamp, "clamp", {In::any}, 1, {{"min", A::number_or_null, false}, {"max", A::number_or_null, false}}, 2},
+        {Op::softmax, "softmax", {In::f32}, 1, {{"axis", A::integer, false}}, 0},
+        {Op::normalize, "normalize", {In::f32}, 1, {{"axis", A::integer, false}, {"eps", A::number_nonneg, false}}, 0},
+        {Op::reshape, "reshape", {In::any}, 1, {{"shape", A::int_list, false}}, 2},
+        {Op::flatten, "flatten", {In::any}, 1, {{"start", A::integer, false}, {"end", A::integer, false}}, 2},
+        {Op::transpose, "transpose", {In::any}, 1, {{"perm", A::int_list, false}}, 2},
+        {Op::unsqueeze, "unsqueeze", {In::any}, 1, {{"axis", A::integer, false}}, 2},
+        {Op::cast, "cast", {In::any}, 1, {{"dtype", A::dtype, false}}, 3},
+        {Op::identity, "identity", {In::any}, 1, {}, 2},
+    };
+    const std::pair<Op, const char*> unary[] = {{Op::relu, "relu"}, {Op::tanh, "tanh"}, {Op::sigmoid, "sigmoid"},
+                                                {Op::exp, "exp"}, {Op::sqrt, "sqrt"}, {Op::neg, "neg"}};
+    for (auto& u : unary)
+      t.push_back({u.first, u.second, {u.first == Op::neg ? In::any : In::f32}, 1, {}, u.first == Op::neg ? 2 : 0});
+    const std::pair<Op, const char*> binary[] = {
+        {Op::add, "add"}, {Op::sub, "sub"}, {Op::mul, "mul"}, {Op::div, "div"}, {Op::pow, "pow"}};
+    for (auto& b : binary) {  // add, sub, mul also on two int64 tensors
+      const bool ints = b.first == Op::add || b.first == Op::sub || b.first == Op::mul;
+      t.push_back({b.first, b.second, {ints ? In::any : In::f32, ints ? In::any : In::f32}, 2, {}, ints ? 2 : 0});
+    }
+    const std::pair<Op, const char*> scalar[] = {{Op::add_scalar, "add_scalar"}, {Op::sub_scalar, "sub_scalar"},
+                                                 {Op::mul_scalar, "mul_scalar"}, {Op::div_scalar, "div_scalar"},
+                                                 {Op::pow_scalar, "pow_scalar"}};
+    for (auto& s : scalar)
+      t.push_back({s.first, s.second, {s.first == Op::div_scalar || s.first == Op::pow_scalar ? In::f32 : In::any}, 1,
+                   {{"value", A::number, false}, {"reverse", A::boolean, true}}, 2});
+    const std::pair<Op, const char*> reduce[] = {{Op::sum, "sum"}, {Op::mean, "mean"}, {Op::max, "max"}};
+    for (auto& r : reduce)
+      t.push_back({r.first, r.second, {r.first == Op::mean ? In::f32 : In::any}, 1,
+                   {{"axes", A::int_list, false}, {"keepdim", A::boolean, false}}, 2});
+    return t;
+  }();
+  return table;
+}
+
+std::string str(const JsonDocument& d, uint32_t i) { return std::string(d.string_value(i)); }
+
+std::vector<uint32_t> children(const JsonDocument& d, uint32_t i) {
+  std::vector<uint32_t> out;
+  for (uint32_t c = d.node(i).first; c != JsonDocument::kNone; c = d.node(c).next) out.push_back(c);
+  return out;
+}
+
+// The strict JSON parser keeps integers exactly but not the text of fractional
+// numbers, so the numbers' values are recovered here: number tokens are read from the
+// text in document order (skipping strings) and matched with the number nodes in a
+// pre-order walk of the document, which visits them in the same order.
+class NumberTable {
+ public:
+  NumberTable(const JsonDocument& doc, std::string_view text) {
+    std::vector<double> tokens;
+    for (size_t i = 0; i < text.size();) {
+      const char c = text[i];
+      if (c == '"') {
+        for (++i; i < text.size() && text[i] != '"'; ++i)
+          if (text[i] == '\\') ++i;
+        ++i;
+      } else if (c == '-' || (c >= '0' && c <= '9')) {
+        size_t j = i + 1;
+        while (j < text.size() && (std::isdigit(static_cast<unsigned char>(text[j])) || text[j] == '.' ||
+                                   text[j] == 'e' || text[j] == 'E' || text[j] == '+' || text[j] == '-'))
+          ++j;
+        tokens.push_back(std::strtod(std::string(text.substr(i, j - i)).c_str(), nullptr));
+        i = j;
+      } else {
+        ++i;
+      }
+    }
+    size_t next = 0;
+    walk(doc, doc.root(), tokens, next);
+  }
+  double value(uint32_t node) const {
+    auto it = values_.find(node);
+    return it == values_.end() ? std::nan("") : it->second;
+  }
+
+ private:
+  void walk(const JsonDocument& doc, uint32_t i, const std::vector<double>& tokens, size_t& next) {
+    const auto k = doc.kind(i);
+    if (k == Kind::number) {
+      values_[i] = next < tokens.size() ? tokens[next] : std::nan("");
+      ++next;
+    } else if (k == Kind::array || k == Kind::object) {
+      for (uint32_t c : children(doc, i)) walk(doc, c, tokens, next);
+    }
+  }
+  std::unordered_map<uint32_t, double> values_;
+};
+
+struct Parser {
+  const JsonDocument& doc;
+  const NumberTable& numbers;
+
+  [[noreturn]] void fail(const std::string& where, const std::string& what) const {
+    throw SeedError("graph: " + where + ": " + what);
+  }
+  uint32_t member(uint32_t obj, const char* key, const std::string& where) const {
+    const uint32_t m = doc.find(obj, key);
+    if (m == JsonDocument::kNone) fail(where, std::string("missing key '") + key + "'");
+    return m;
+  }
+  void exact_keys(uint32_t obj, std::initializer_list<const char*> keys, const std::string& where) const {
+    if (doc.kind(obj) != Kind::object) fail(where, std::string("must be an object, not ") + json_kind_name(doc.kind(obj)));
+    for (uint32_t c : children(doc, obj)) {
+      const std::string_view k = doc.key(c);
+      if (std::none_of(keys.begin(), keys.end(), [&](const char* x) { return k == x; }))
+        fail(where, "unknown key '" + std::string(k) + "'");
+    }
+    for (const char* k : keys) member(obj, k, where);
+  }
+  int64_t integer(uint32_t i, const std::string& where, int64_t lo = INT32_MIN, int64_t hi = INT32_MAX) const {
+    int64_t v = 0;
+    if (!doc.integer_in(i, lo, hi, v))
+      fail(where, "must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    return v;
+  }
+  double number(uint32_t i, const std::string& where) const {
+    if (doc.kind(i) != Kind::number) fail(where, "must be a number");
+    const double v = numbers.value(i);
+    if (!std::isfinite(v)) fail(where, "must be a finite number");
+    return v;
+  }
+  std::vector<int64_t> int_list(uint32_t i, const std::string& where) const {
+    if (doc.kind(i) != Kind::array) fail(where, "must be a list of integers");
+    std::vector<int64_t> out;
+    for (uint32_t c : children(doc, i)) out.push_back(integer(c, where + " item"));
+    return out;
+  }
+  std::string string(uint32_t i, const std::string& where) const {
+    if (doc.kind(i) != Kind::string) fail(where, std::string("must be a string, not ") + json_kind_name(doc.kind(i)));
+    return str(doc, i);
+  }
+
+  ValueSpec value_spec(uint32_t i, const std::string& where) const {
+    exact_keys(i, {"name", "dtype", "shape"}, where);
+    ValueSpec s;
+    s.name = string(member(i, "name", where), where + ".name");
+    if (s.name.empty()) fail(where, "name is empty");
+    const std::string dt = string(member(i, "dtype", where), where + ".dtype");
+    if (dt == "float32") s.dtype = ElemType::f32;
+    else if (dt == "int64") s.dtype = ElemType::i64;
+    else fail(where, "dtype '" + dt + "' is not float32 or int64");
+    const uint32_t shape = member(i, "shape", where);
+    if (doc.kind(shape) != Kind::array) fail(where, "shape must be a list");
+    for (uint32_t d : children(doc, shape)) {
+      DimSpec dim;
+      if (doc.kind(d) == Kind::string) {
+        dim.symbol = str(doc, d);
+        if (dim.symbol.empty()) fail(where, "a symbolic dimension is an empty string");
+      } else {
+        dim.size = integer(d, where + ".shape item", 0, INT64_C(1) << 40);
+      }
+      s.shape.push_back(std::move(dim));
+    }
+    return s;
+  }
+};
+
+}  // namespace
+
+struct Slot {
+  enum Kind { input, weight, node } kind;
+  ElemType dtype;
+  std::string name;
+};
+
+}  // namespace graph
+
+struct Graph::Impl {
+  std::vector<ValueSpec> inputs, outputs;
+  std::vector<graph::Node> nodes;
+  std::vector<graph::Slot> slots;
+  std::vector<int> input_slots, output_slots;
+  std::vector<std::pair<int, graph::Value>> weights;  // slot, borrowed value
+  mutable std::mutex run_mutex;
+  mutable std::unique_ptr<ThreadPool> pool;
+};
+
+namespace graph {
+namespace {
+
+void check_weight_shapes(const Node& n, const std::vector<const TensorRef*>& w) {
+  auto rank = [&](size_t i) { return w[i] ? int64_t(w[i]->shape.size()) : -1; };
+  auto need_rank = [&](size_t i, int64_t r, const char* what) {
+    if (w[i] && rank(i) != r)
+      node_error(n, std::string(what) + " '" + n.in_names[i] + "' must be " + std::to_string(r) + "-D, has shape " +
+                        shape_string(w[i]->shape));
+  };
+  auto need_len = [&](size_t i, int64_t len, const char* what) {
+    if (w[i] && (rank(i) != 1 || w[i]->shape[0] != len))
+      node_error(n, std::string(what) + " '" + n.in_names[i] + "' has shape " + shape_string(w[i]->shape) +
+                        ", expected [" + std::to_string(len) + "]");
+  };
+  switch (n.op) {
+    case Op::linear:
+      need_rank(1, 2, "weight");
+      if (n.in.size() > 2 && w[1]) need_len(2, w[1]->shape[0], "bias");
+      break;
+    case Op::conv2d:
+      need_rank(1, 4, "weight");
+      if (w[1]) {
+        if (w[1]->shape[0] % n.attrs.groups != 0)
+          node_error(n, "weight '" + n.in_names[1] + "' has " + std::to_string(w[1]->shape[0]) +
+                            " output channels, not a multiple of groups " + std::to_string(n.attrs.groups));
+        if (n.in.size() > 2) need_len(2, w[1]->shape[0], "bias");
+      }
+      break;
+    case Op::embedding: need_rank(1, 2, "weight"); break;
+    case Op::matmul:
+      for (size_t i = 0; i < 2; ++i)
+        if (w[i] && rank(i) < 2) node_error(n, "operand '" + n.in_names[i] + "' must be at least 2-D");
+      break;
+    case Op::batch_norm: {
+      int64_t len = -1;
+      for (size_t i = 1; i < 5; ++i)
+        if (w[i]) { need_rank(i, 1, "parameter"); if (len < 0) len = w[i]->shape[0]; }
+      for (size_t i = 1; i < 5; ++i) if (len >= 0) need_len(i, len, "parameter");
+      break;
+    }
+    case Op::layer_norm:
+      for (size_t i = 1; i < n.in.size(); ++i) need_rank(i, 1, "parameter");
+      if (n.in.size() == 3 && w[1] && w[2]) need_len(2, w[1]->shape[0], "bias");
+      break;
+    default: break;
+  }
+}
+
+}  // namespace
+}  // namespace graph
+
+Graph::Graph(std::string_view graph_json, const std::unordered_map<std::string, TensorRef>& weights)
+    : impl_(new Impl) {
+  using namespace graph;
+  const JsonDocument doc = JsonDocument::parse(graph_json, "graph");
+  const NumberTable numbers(doc, graph_json);
+  const Parser p{doc, numbers};
+  const uint32_t root = doc.root();
+  p.exact_keys(root, {"version", "inputs", "outputs", "nodes"}, "graph");
+  int64_t version = 0;
+  if (!doc.integer_in(p.member(root, "version", "graph"), 1, 1, version))
+    p.fail("version", "unsupported graph version (this reader knows 1)");
+
+  Impl& g = *impl_;
+  std::unordered_map<std::string, int> slot_of;
+  auto add_slot = [&](Slot::Kind kind, ElemType dt, const std::string& name) {
+    g.slots.push_back({kind, dt, name});
+    slot_of[name] = int(g.slots.size() - 1);
+    return int(g.slots.size() - 1);
+  };
+
+  const uint32_t ins = p.member(root, "inputs", "graph");
+  if (doc.kind(ins) != Kind::array) p.fail("inputs", "must be a list");
+  for (uint32_t i : children(doc, ins)) {
+    const std::string where = "inputs[" + std::to_string(g.inputs.size()) + "]";
+    ValueSpec s = p.value_spec(i, where);
+    if (slot_of.count(s.name)) p.fail(where, "input name '" + s.name + "' is used twice");
+    if (weights.count(s.name)) p.fail(where, "input name '" + s.name + "' is also a tensor of the file");
+    g.input_slots.push_back(add_slot(Slot::input, s.dtype, s.name));
+    g.inputs.push_back(std::move(s));
+  }
+  const uint32_t outs = p.member(root, "outputs", "graph");
+  if (doc.kind(outs) != Kind::array) p.fail("outputs", "must be a list");
+  for (uint32_t i : children(doc, outs)) g.outputs.push_back(p.value_spec(i, "outputs[" + std::to_string(g.outputs.size()) + "]"));
+  if (g.outputs.empty()) p.fail("outputs", "the graph has no outputs");
+
+  std::unordered_map<std::string, const OpSchema*> schemas;
+  for (const OpSchema& s : op_schemas()) schemas[s.name] = &s;
+
+  const uint32_t nodes = p.member(root, "nodes", "graph");
+  if (doc.kind(nodes) != Kind::array) p.fail("nodes", "must be a list");
+  for (uint32_t ni : children(doc, nodes)) {
+    Node n;
+    n.index = g.nodes.size();
+    const std::string where = "nodes[" + std::to_string(n.index) + "]";
+    p.exact_keys(ni, {"op", "in", "out", "attrs", "path"}, where);
+    n.op_name = p.string(p.member(ni, "op", where), where + ".op");
+    n.path = p.string(p.member(ni, "path", where), where + ".path");
+    auto sit = schemas.find(n.op_name);
+    if (sit == schemas.end()) node_error(n, "unknown op '" + n.op_name + "'");
+    const OpSchema& schema = *sit->second;
+    n.op = schema.op;
+
+    // inputs
+    const uint32_t in = p.member(ni, "in", where);
+    if (doc.kind(in) != Kind::array) node_error(n, "'in' must be a list");
+    const auto in_items = children(doc, in);
+    if (in_items.size() < size_t(schema.required) || in_items.size() > schema.inputs.size())
+      node_error(n, "takes " + std::to_string(schema.required) +
+                        (schema.inputs.size() > size_t(schema.required) ? " to " + std::to_string(schema.inputs.size()) : "") +
+                        " inputs, got " + std::to_string(in_items.size()));
+    std::vector<const TensorRef*> weight_refs;
+    for (size_t k = 0; k < in_items.size(); ++k) {
+      const uint32_t item = in_items[k];
+      if (doc.kind(item) == Kind::null) {
+        if (int(k) < schema.required) node_error(n, "input " + std::to_string(k) + " is required, got null");
+        n.in.push_back(-1);
+        n.in_names.emplace_back();
+        weight_refs.push_back(nullptr);
+        continue;
+      }
+      if (doc.kind(item) != Kind::string) node_error(n, "input " + std::to_string(k) + " must be a value name or null");
+      const std::string name = str(doc, item);
+      int slot;
+      const TensorRef* wref = nullptr;
+      auto it = slot_of.find(name);
+      if (it != slot_of.end()) {
+        slot = it->second;
+        if (g.slots[size_t(slot)].kind == Slot::weight) wref = &weights.at(name);
+      } else {
+        auto wit = weights.find(name);
+        if (wit == weights.end())
+          node_error(n, "input '" + name + "' is not a graph input, an earlier node's output or a tensor of the file");
+        wref = &wit->second;
+        for (int64_t d : wref->shape)
+          if (d < 0) node_error(n, "weight '" + name + "' has a negative dimension");
+        if (wref->data == nullptr && !wref->shape.empty()) {
+          int64_t ne = 1;
+          for (int64_t d : wref->shape) ne *= d;
+          if (ne > 0) node_error(n, "weight '" + name + "' has no data");
+        }
+        slot = add_slot(Slot::weight, wref->dtype, name);
+        Value v;
+        v.dtype = wref->dtype;
+        v.shape = wref->shape;
+        v.data = wref->data;
+        g.weights.emplace_back(slot, std::move(v));
+      }
+      const In want = schema.inputs[k];
+      const ElemType have = g.slots[size_t(slot)].dtype;
+      if ((want == In::f32 && have != ElemType::f32) || (want == In::i64 && have != ElemType::i64))
+        node_error(n, "input '" + name + "' is " + elem_type_name(have) + ", expected " +
+                          (want == In::f32 ? "float32" : "int64"));
+      n.in.push_back(slot);
+      n.in_names.push_back(name);
+      weight_refs.push_back(wref);
+    }
+
+    // attributes
+    const uint32_t attrs = p.member(ni, "attrs", where);
+    if (doc.kind(attrs) != Kind::object) node_error(n, "'attrs' must be an object");
+    for (uint32_t c : children(doc, attrs)) {
+      const std::string_view k = doc.key(c);
+      if (std::none_of(schema.attrs.begin(), schema.attrs.end(), [&](const AttrSchema& a) { return k == a.name; }))
+        node_error(n, "unknown attribute '" + std::string(k) + "'");
+    }
+    Attrs& a = n.attrs;
+    for (const AttrSchema& as : schema.attrs) {
+      const uint32_t v = doc.find(attrs, as.name);
+      const std::string an = std::string("attribute '") + as.name + "'";
+      if (v == JsonDocument::kNone) {
+        if (!as.has_default) node_error(n, "missing " + an);
+        continue;
+      }
+      auto pair = [&](int64_t lo, int64_t* dst) {
+        std::vector<int64_t> l;
+        try { l = p.int_list(v, an); } catch (const SeedError&) { node_error(n, an + " must be a list of 2 integers"); }
+        if (l.size() != 2 || l[0] < lo || l[1] < lo)
+          node_error(n, an + " must be a list of 2 integers >= " + std::to_string(lo));
+        dst[0] = l[0];
+        dst[1] = l[1];
+      };
+      auto integer = [&](int64_t lo) {
+        int64_t x = 0;
+        if (!doc.integer_in(v, lo, INT32_MAX, x)) node_error(n, an + " must be an integer >= " + std::to_string(lo));
+        return x;
+      };
+      auto number = [&]() {
+        if (doc.kind(v) != Kind::number || !std::isfinite(numbers.value(v))) node_error(n, an + " must be a finite number");
+        return numbers.value(v);
+      };
+      const std::string name = as.name;
+      switch (as.kind) {
+        case AttrKind::pair_pos:
+        case AttrKind::pair_nonneg: {
+          const int64_t lo = as.kind == AttrKind::pair_pos ? 1 : 0;
+          int64_t* dst = name == "stride" ? a.stride : name == "padding" ? a.padding
+                       : name == "dilation" ? a.dilation : a.kernel;
+          pair(lo, dst);
+          break;
+        }
+        case AttrKind::integer: {
+          const int64_t x = integer(INT32_MIN);
+          if (name == "axis") a.axis = x;
+          else if (name == "index") a.index = x;
+          else if (name == "start") a.start = x;
+          else a.end = x;
+          break;
+        }
+        case AttrKind::int_pos: a.groups = integer(1); break;
+        case AttrKind::number: a.value = number(); break;
+        case AttrKind::number_nonneg:
+          a.eps = number();
+          if (a.eps < 0) node_error(n, an + " must be >= 0");
+          break;
+        case AttrKind::number_or_null: {
+          const bool present = doc.kind(v) != Kind::null;
+          const double x = present ? number() : 0.0;
+          if (name == "min") { a.has_min = present; a.min = x; } else { a.has_max = present; a.max = x; }
+          break;
+        }
+        case AttrKind::boolean:
+          if (doc.kind(v) != Kind::boolean) node_error(n, an + " must be true or false");
+          (name == "reverse" ? a.reverse : a.keepdim) = doc.node(v).bool_value;
+          break;
+        case AttrKind::int_list: {
+          if (doc.kind(v) != Kind::array) node_error(n, an + " must be a list of integers");
+          std::vector<int64_t> l;
+          for (uint32_t c : children(doc, v)) {
+            int64_t x = 0;
+            if (!doc.integer_in(c, INT32_MIN, INT64_C(1) << 40, x)) node_error(n, an + " must be a list of integers");
+            l.push_back(x);
+          }
+          (name == "axes" ? a.axes : name == "shape" ? a.shape : a.perm) = std::move(l);
+          break;
+        }
+        case AttrKind::gelu_mode: {
+          const std::string m = doc.kind(v) == Kind::string ? str(doc, v) : "";
+          if (m != "none" && m != "tanh") node_error(n, an + " must be \"none\" or \"tanh\"");
+          a.gelu_tanh = m == "tanh";
+          break;
+        }
+        case AttrKind::dtype: {
+          const std::string m = doc.kind(v) == Kind::string ? str(doc, v) : "";
+          if (m != "float32" && m != "int64") node_error(n, an + " must be \"float32\" or \"int64\"");
+          a.dtype = m == "float32" ? ElemType::f32 : ElemType::i64;
+          break;
+        }
+      }
+    }
+    // Attribute checks that need more than one value.
+    if (n.op == Op::max_pool2d)
+      for (int d = 0; d < 2; ++d)
+        if (a.padding[d] * 2 > a.kernel[d]) node_error(n, "padding must be at most half the kernel size");
+    if (n.op == Op::transpose) {
+      std::vector<int64_t> sorted = a.perm;
+      std::sort(sorted.begin(), sorted.end());
+      for (size_t i = 0; i < sorted.size(); ++i)
+        if (sorted[i] != int64_t(i)) node_error(n, "attribute 'perm' is not a permutation of 0.." + std::to_string(sorted.size() - 1));
+    }
+    if (n.op == Op::reshape) {
+      int infer = 0;
+      for (int64_t d : a.shape) {
+        if (d < -1) node_error(n, "attribute 'shape' has an item below -1");
+        infer += d == -1;
+      }
+      if (infer > 1) node_error(n, "attribute 'shape' has more than one -1");
+    }
+    if (n.in.size() == 2 && (n.op == Op::add || n.op == Op::sub || n.op == Op::mul) &&
+        g.slots[size_t(n.in[0])].dtype != g.slots[size_t(n.in[1])].dtype)
+      node_error(n, "inputs '" + n.in_names[0] + "' and '" + n.in_names[1] + "' have different dtypes");
+    if ((n.op == Op::add_scalar || n.op == Op::sub_scalar || n.op == Op::mul_scalar) &&
+        g.slots[size_t(n.in[0])].dtype == ElemType::i64 && a.value != std::floor(a.value))
+      node_error(n, "a non-integer value on int64 input '" + n.in_names[0] + "'; cast to float32 first");
+    check_weight_shapes(n, weight_refs);
+
+    // output
+    const uint32_t out = p.member(ni, "out", where);
+    if (doc.kind(out) != Kind::array || doc.node(out).count != 1)
+      node_error(n, "'out' must be a list of exactly one value name");
+    const uint32_t on = doc.node(out).first;
+    if (doc.kind(on) != Kind::string || doc.string_value(on).empty()) node_error(n, "'out' must name a value");
+    n.out_name = str(doc, on);
+    if (slot_of.count(n.out_name) || weights.count(n.out_name))
+      node_error(n, "output name '" + n.out_name + "' is already used");
+    ElemType out_dt = ElemType::f32;
+    switch (schema.out_rule) {
+      case 1: out_dt = ElemType::i64; break;
+      case 2: out_dt = g.slots[size_t(n.in[0])].dtype; break;
+      case 3: out_dt = a.dtype; break;
+      default: break;
+    }
+    n.out = add_slot(Slot::node, out_dt, n.out_name);
+    g.nodes.push_back(std::move(n));
+  }
+
+  // Graph outputs: produced by a node or an input, dtypes as declared.
+  std::vector<char> is_output(g.slots.size(), 0);
+  for (size_t i = 0; i < g.outputs.size(); ++i) {
+    const ValueSpec& s = g.outputs[i];
+    const std::string where = "outputs[" + std::to_string(i) + "]";
+    auto it = slot_of.find(s.name);
+    if (it == slot_of.end() || g.slots[size_t(it->second)].kind == Slot::weight)
+      p.fail(where, "'" + s.name + "' is not produced by any node nor a graph input");
+    if (is_output[size_t(it->second)]) p.fail(where, "'" + s.name + "' is listed twice");
+    if (g.slots[size_t(it->second)].dtype != s.dtype)
+      p.fail(where, "'" + s.name + "' is declared " + elem_type_name(s.dtype) + " but the graph makes it " +
+                        elem_type_name(g.slots[size_t(it->second)].dtype));
+    is_output[size_t(it->second)] = 1;
+    g.output_slots.push_back(it->second);
+  }
+  // Liveness: each intermediate is released after its last consumer (or at once).
+  std::vector<int> last_use(g.slots.size(), -1);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    for (int s : g.nodes[i].in)
+      if (s >= 0) last_use[size_t(s)] = int(i);
+    last_use[size_t(g.nodes[i].out)] = std::max(last_use[size_t(g.nodes[i].out)], int(i));
+  }
+  for (size_t s = 0; s < g.slots.size(); ++s)
+    if (g.slots[s].kind == Slot::node && !is_output[s] && last_use[s] >= 0)
+      g.nodes[size_t(last_use[s])].release.push_back(int(s));
+}
+
+Graph::~Graph() = default;
+Graph::Graph(Graph&&) noexcept = default;
+Graph& Graph::operator=(Graph&&) noexcept = default;
+const std::vector<ValueSpec>& Graph::inputs() const { return impl_->inputs; }
+const std::vector<ValueSpec>& Graph::outputs() const { return impl_->outputs; }
+size_t Graph::node_count() const { return impl_->nodes.size(); }
+
+namespace {
+
+std::string spec_string(const ValueSpec& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.shape.size(); ++i)
+    out += (i ? ", " : "") + (s.shape[i].symbol.empty() ? std::to_string(s.shape[i].size) : "'" + s.shape[i].symbol + "'");
+  return out + "]";
+}
+
+// Binds symbolic dimensions; throws naming the value and the dimension.
+void match_spec(const ValueSpec& spec, const char* role, ElemType dtype, const std::vector<int64_t>& shape,
+                std::map<std::string, std::pair<int64_t, std::string>>& symbols) {
+  const std::string who = std::string(role) + " '" + spec.name + "'";
+  if (dtype != spec.dtype)
+    throw SeedError(who + " has dtype " + elem_type_name(dtype) + ", expected " + elem_type_name(spec.dtype));
+  if (shape.size() != spec.shape.size())
+    throw SeedError(who + " has shape " + graph::shape_string(shape) + ", expected " + spec_string(spec));
+  for (size_t d = 0; d < shape.size(); ++d) {
+    const DimSpec& ds = spec.shape[d];
+    if (ds.symbol.empty()) {
+      if (shape[d] != ds.size)
+        throw SeedError(who + " has shape " + graph::shape_string(shape) + ", expected " + spec_string(spec) +
+                        " (dimension " + std::to_string(d) + ")");
+    } else {
+      auto it = symbols.find(ds.symbol);
+      if (it == symbols.end()) {
+        symbols[ds.symbol] = {shape[d], spec.name};
+      } else if (it->second.first != shape[d]) {
+        throw SeedError(who + " has " + std::to_string(shape[d]) + " at dimension " + std::to_string(d) + " ('" +
+                        ds.symbol + "'), but '" + it->second.second + "' set '" + ds.symbol + "' to " +
+                        std::to_string(it->second.first));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<Tensor> Graph::run(const std::vector<TensorRef>& inputs, unsigned threads, Isa isa) const {
+  using namespace graph;
+  const Impl& g = *impl_;
+  const GraphKernels& kernels = graph_kernels(isa);
+  if (inputs.size() != g.inputs.size())
+    throw SeedError("graph takes " + std::to_string(g.inputs.size()) + " inputs, got " + std::to_string(inputs.size()));
+  std::map<std::string, std::pair<int64_t, std::string>> symbols;
+  std::vector<Value> values(g.slots.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    for (int64_t d : inputs[i].shape)
+      if (d < 0) throw SeedError("input '" + g.inputs[i].name + "' has a negative dimension");
+    match_spec(g.inputs[i], "input", inputs[i].dtype, inputs[i].shape, symbols);
+    Value& v = values[size_t(g.input_slots[i])];
+    v.dtype = inputs[i].dtype;
+    v.shape = inputs[i].shape;
+    v.data = inputs[i].data;
+  }
+  for (const auto& w : g.weights) values[size_t(w.first)] = w.second;
+
+  std::lock_guard<std::mutex> lock(g.run_mutex);
+  if (threads < 1) threads = 1;
+  if (!g.pool || g.pool->workers() != threads) {
+    g.pool.reset();
+    g.pool.reset(new ThreadPool(threads));
+  }
+  RunContext ctx{kernels, g.pool.get()};
+  std::vector<const Value*> in;
+  for (const Node& n : g.nodes) {
+    in.clear();
+    for (int s : n.in) in.push_back(s >= 0 ? &values[size_t(s)] : nullptr);
+    Value out;
+    switch (n.op) {
+      case Op::linear: case Op::matmul: out = run_dense(n, in, ctx); break;
+      case Op::conv2d: case Op::max_pool2d: case Op::avg_pool_global: out = run_conv(n, in, ctx); break;
+      case Op::batch_norm: case Op::layer_norm: case Op::softmax: case Op::normalize:
+      case Op::sum: case Op::mean: case Op::max: out = run_norm(n, in, ctx); break;
+      case Op::embedding: case Op::arange_like: case Op::select: case Op::reshape: case Op::flatten:
+      case Op::transpose: case Op::unsqueeze: case Op::cast: case Op::identity: out = run_shape(n, in, ctx); break;
+      default: out = run_elementwise(n, in, ctx); break;
+    }
+    values[size_t(n.out)] = std::move(out);
+    for (int s : n.release) values[size_t(s)] = Value{};
+  }
+
+  std::vector<Tensor> result;
+  std::vector<const void*> given;
+  for (size_t i = 0; i < g.outputs.size(); ++i) {
+    const Value& v = values[size_t(g.output_slots[i])];
+    match_spec(g.outputs[i], "output", v.dtype, v.shape, symbols);
+    Tensor t;
+    t.dtype = v.dtype;
+    t.shape = v.shape;
+    const bool shared = std::find(given.begin(), given.end(), v.data) != given.end();
+    if (v.owner && v.owner.get() == v.data && !shared) {
+      t.storage = v.owner;
+    } else {  // borrowed (an input) or aliased by another output: copy
+      Value c = new_value(v.dtype, v.shape);
+      std::memcpy(mut_f32(c), v.data, size_t(v.numel()) * elem_size(v.dtype));
+      t.storage = c.owner;
+    }
+    given.push_back(t.storage.get());
+    result.push_back(std::move(t));
+  }
+  return result;
+}
+
+}  // namespace seedcore

@@ -1,0 +1,164 @@
+// conv2d (depthwise 3x3 direct, 1x1 straight GEMM, otherwise im2col + GEMM),
+// max_pool2d and avg_pool_global, all NCHW.
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include "graph/internal.h"
+
+namespace seedcore {
+namespace graph {
+namespace {
+
+void need_nchw(const Node& n, const Value& x) {
+  if (x.shape.size() != 4)
+    node_error(n, "input '" + n.in_names[0] + "' must be 4-D (N, C, H, W), has shape " + shape_string(x.shape));
+}
+
+int64_t out_size(const Node& n, int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, const char* axis) {
+  const int64_t span = d * (k - 1) + 1;
+  if (in + 2 * p < span)
+    node_error(n, std::string("input ") + axis + " " + std::to_string(in) + " (padded " + std::to_string(in + 2 * p) +
+                      ") is smaller than the kernel's extent " + std::to_string(span));
+  return (in + 2 * p - span) / s + 1;
+}
+
+Value run_conv2d(const Node& n, const std::vector<const Value*>& in, RunContext& ctx) {
+  const Value& x = *in[0];
+  const Value& w = *in[1];
+  const Value* b = in.size() > 2 ? in[2] : nullptr;
+  need_nchw(n, x);
+  const Attrs& a = n.attrs;
+  const int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
+  const int64_t OC = w.shape[0], Cg = w.shape[1], KH = w.shape[2], KW = w.shape[3], G = a.groups;
+  if (Cg * G != C)
+    node_error(n, "input '" + n.in_names[0] + "' has " + std::to_string(C) + " channels, but weight '" + n.in_names[1] +
+                      "' " + shape_string(w.shape) + " with groups " + std::to_string(G) + " expects " +
+                      std::to_string(Cg * G));
+  const int64_t OH = out_size(n, H, KH, a.stride[0], a.padding[0], a.dilation[0], "height");
+  const int64_t OW = out_size(n, W, KW, a.stride[1], a.padding[1], a.dilation[1], "width");
+  Value y = new_value(ElemType::f32, {N, OC, OH, OW});
+  float* yp = mut_f32(y);
+  const float* xp = x.f32();
+  const float* wp = w.f32();
+  const float* bp = b ? b->f32() : nullptr;
+  const int64_t P = OH * OW, OCg = OC / G, Kg = Cg * KH * KW;
+  const int64_t sh = a.stride[0], sw = a.stride[1], ph = a.padding[0], pw = a.padding[1];
+  const int64_t dh = a.dilation[0], dw = a.dilation[1];
+
+  if (Cg == 1 && OCg == 1 && KH == 3 && KW == 3 && dh == dw && sh == sw) {  // depthwise 3x3, direct
+    const int64_t Hp = H + 2 * ph, Wp = W + 2 * pw;
+    std::vector<std::vector<float>> scratch(ctx.runner->workers());
+    ctx.runner->run(size_t(N * C), [&](size_t t, unsigned worker) {
+      std::vector<float>& pad = scratch[worker];
+      pad.assign(size_t(Hp * Wp + 32), 0.0f);
+      const int64_t c = int64_t(t) % C;
+      const float* src = xp + int64_t(t) * H * W;
+      for (int64_t h = 0; h < H; ++h) std::memcpy(&pad[size_t((h + ph) * Wp + pw)], src + h * W, size_t(W) * 4);
+      ctx.kernels.depthwise3x3(pad.data(), Wp, OH, OW, int(sh), int(dh), wp + c * 9, bp ? bp[c] : 0.0f,
+                               yp + int64_t(t) * P);
+    });
+    return y;
+  }
+
+  const bool pointwise = KH == 1 && KW == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
+  std::vector<float> col(pointwise ? 0 : size_t(Kg * P));
+  for (int64_t img = 0; img < N; ++img) {
+    for (int64_t g = 0; g < G; ++g) {
+      const float* xg = xp + (img * C + g * Cg) * H * W;
+      const float* B = xg;
+      if (!pointwise) {
+        ctx.runner->run(size_t(Kg), [&](size_t r, unsigned) {
+          const int64_t kw = int64_t(r) % KW, kh = (int64_t(r) / KW) % KH, c = int64_t(r) / (KW * KH);
+          float* dst = col.data() + int64_t(r) * P;
+          const float* plane = xg + c * H * W;
+          for (int64_t oh = 0; oh < OH; ++oh) {
+            const int64_t ih = oh * sh - ph + kh * dh;
+            float* drow = dst + oh * OW;
+            if (ih < 0 || ih >= H) {
+              std::fill(drow, drow + OW, 0.0f);
+              continue;
+            }
+            const float* srow = plane + ih * W;
+            for (int64_t ow = 0; ow < OW; ++ow) {
+              const int64_t iw = ow * sw - pw + kw * dw;
+              drow[ow] = (iw >= 0 && iw < W) ? srow[iw] : 0.0f;
+            }
+          }
+        });
+        B = col.data();
+      }
+      GemmArgs ga;
+      ga.M = OCg; ga.N = P; ga.K = Kg;
+      ga.a = wp + g * OCg * Kg; ga.a_rs = Kg; ga.a_cs = 1;
+      ga.b = B; ga.b_ks = P; ga.b_ns = 1;
+      ga.c = yp + (img * OC + g * OCg) * P; ga.c_rs = P; ga.c_cs = 1;
+      gemm(ga, ctx.kernels, ctx.runner);
+    }
+    if (bp)
+      for (int64_t oc = 0; oc < OC; ++oc) {
+        float* row = yp + (img * OC + oc) * P;
+        for (int64_t p = 0; p < P; ++p) row[p] += bp[oc];
+      }
+  }
+  return y;
+}
+
+Value run_max_pool(const Node& n, const Value& x, RunContext& ctx) {
+  need_nchw(n, x);
+  const Attrs& a = n.attrs;
+  const int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
+  const int64_t OH = out_size(n, H, a.kernel[0], a.stride[0], a.padding[0], 1, "height");
+  const int64_t OW = out_size(n, W, a.kernel[1], a.stride[1], a.padding[1], 1, "width");
+  Value y = new_value(ElemType::f32, {N, C, OH, OW});
+  float* yp = mut_f32(y);
+  const float* xp = x.f32();
+  ctx.runner->run(size_t(N * C), [&](size_t t, unsigned) {
+    const float* src = xp + int64_t(t) * H * W;
+    float* dst = yp + int64_t(t) * OH * OW;
+    for (int64_t oh = 0; oh < OH; ++oh)
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        float m = -std::numeric_limits<float>::infinity();
+        for (int64_t kh = 0; kh < a.kernel[0]; ++kh) {
+          const int64_t ih = oh * a.stride[0] - a.padding[0] + kh;
+          if (ih < 0 || ih >= H) continue;
+          for (int64_t kw = 0; kw < a.kernel[1]; ++kw) {
+            const int64_t iw = ow * a.stride[1] - a.padding[1] + kw;
+            if (iw < 0 || iw >= W) continue;
+            const float v = src[ih * W + iw];
+            if (v > m || v != v) m = v;  // NaN propagates, as in torch
+          }
+        }
+        dst[oh * OW + ow] = m;
+      }
+  });
+  return y;
+}
+
+Value run_avg_pool_global(const Node& n, const Value& x) {
+  need_nchw(n, x);
+  const int64_t N = x.shape[0], C = x.shape[1], HW = x.shape[2] * x.shape[3];
+  if (HW == 0) node_error(n, "input '" + n.in_names[0] + "' has an empty spatial extent");
+  Value y = new_value(ElemType::f32, {N, C, 1, 1});
+  float* yp = mut_f32(y);
+  const float* xp = x.f32();
+  for (int64_t t = 0; t < N * C; ++t) {
+    double s = 0.0;
+    for (int64_t i = 0; i < HW; ++i) s += xp[t * HW + i];
+    yp[t] = float(s / double(HW));
+  }
+  return y;
+}
+
+}  // namespace
+
+Value run_conv(const Node& n, const std::vector<const Value*>& in, RunContext& ctx) {
+  switch (n.op) {
+    case Op::conv2d: return run_conv2d(n, in, ctx);
+    case Op::max_pool2d: return run_max_pool(n, *in[0], ctx);
+    default: return run_avg_pool_global(n, *in[0]);
+  }
+}
+
+}  // namespace graph
+}  // namespace seedcore

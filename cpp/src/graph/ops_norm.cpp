@@ -1,0 +1,183 @@
+// Normalisations, softmax and reductions. Sums run in double, in index order, so a
+// result never depends on anything but the input.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "graph/internal.h"
+
+namespace seedcore {
+namespace graph {
+namespace {
+
+// Splits x's shape at `axis` into outer x len x inner.
+void split_axis(const Value& x, int64_t axis, int64_t& outer, int64_t& len, int64_t& inner) {
+  outer = 1; inner = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= x.shape[size_t(d)];
+  len = x.shape[size_t(axis)];
+  for (size_t d = size_t(axis) + 1; d < x.shape.size(); ++d) inner *= x.shape[d];
+}
+
+Value run_batch_norm(const Node& n, const std::vector<const Value*>& in) {
+  const Value& x = *in[0];
+  if (x.shape.size() < 2) node_error(n, "input '" + n.in_names[0] + "' must be at least 2-D, has shape " + shape_string(x.shape));
+  const int64_t C = x.shape[1];
+  for (size_t i = 1; i < 5; ++i)
+    if (in[i]->shape.size() != 1 || in[i]->shape[0] != C)
+      node_error(n, "parameter '" + n.in_names[i] + "' has shape " + shape_string(in[i]->shape) + ", expected [" +
+                        std::to_string(C) + "] (the channels of '" + n.in_names[0] + "')");
+  int64_t outer, len, inner;
+  split_axis(x, 1, outer, len, inner);
+  Value y = new_value(ElemType::f32, x.shape);
+  const float *xp = x.f32(), *w = in[1]->f32(), *b = in[2]->f32(), *mu = in[3]->f32(), *var = in[4]->f32();
+  float* yp = mut_f32(y);
+  const float eps = float(n.attrs.eps);
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t c = 0; c < C; ++c) {
+      const float inv = 1.0f / std::sqrt(var[c] + eps);
+      const int64_t base = (o * C + c) * inner;
+      for (int64_t i = 0; i < inner; ++i) yp[base + i] = (xp[base + i] - mu[c]) * inv * w[c] + b[c];
+    }
+  return y;
+}
+
+Value run_layer_norm(const Node& n, const std::vector<const Value*>& in) {
+  const Value& x = *in[0];
+  if (x.shape.empty()) node_error(n, "input '" + n.in_names[0] + "' must be at least 1-D");
+  const int64_t D = x.shape.back();
+  const Value* w = in.size() > 1 ? in[1] : nullptr;
+  const Value* b = in.size() > 2 ? in[2] : nullptr;
+  for (size_t i = 1; i < in.size(); ++i)
+    if (in[i] && (in[i]->shape.size() != 1 || in[i]->shape[0] != D))
+      node_error(n, "parameter '" + n.in_names[i] + "' has shape " + shape_string(in[i]->shape) + ", expected [" +
+                        std::to_string(D) + "] (the last axis of '" + n.in_names[0] + "')");
+  Value y = new_value(ElemType::f32, x.shape);
+  const int64_t rows = D > 0 ? x.numel() / D : 0;
+  const float* xp = x.f32();
+  float* yp = mut_f32(y);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* s = xp + r * D;
+    float* d = yp + r * D;
+    double mean = 0.0;
+    for (int64_t i = 0; i < D; ++i) mean += s[i];
+    mean /= double(D);
+    double var = 0.0;
+    for (int64_t i = 0; i < D; ++i) var += (s[i] - mean) * (s[i] - mean);
+    var /= double(D);
+    const float m = float(mean);
+    const float inv = float(1.0 / std::sqrt(var + n.attrs.eps));
+    for (int64_t i = 0; i < D; ++i) {
+      float v = (s[i] - m) * inv;
+      if (w) v *= w->f32()[i];
+      if (b) v += b->f32()[i];
+      d[i] = v;
+    }
+  }
+  return y;
+}
+
+Value run_softmax_or_normalize(const Node& n, const Value& x) {
+  const int64_t axis = norm_axis(n, n.attrs.axis, int64_t(x.shape.size()), "axis");
+  int64_t outer, len, inner;
+  split_axis(x, axis, outer, len, inner);
+  Value y = new_value(ElemType::f32, x.shape);
+  const float* xp = x.f32();
+  float* yp = mut_f32(y);
+  const bool softmax = n.op == Op::softmax;
+  const double eps = n.attrs.eps;
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      const float* s = xp + o * len * inner + i;
+      float* d = yp + o * len * inner + i;
+      if (softmax) {
+        float m = -std::numeric_limits<float>::infinity();
+        for (int64_t k = 0; k < len; ++k) m = std::max(m, s[k * inner]);
+        double sum = 0.0;
+        for (int64_t k = 0; k < len; ++k) {
+          const float e = std::exp(s[k * inner] - m);
+          d[k * inner] = e;
+          sum += e;
+        }
+        const float inv = float(1.0 / sum);
+        for (int64_t k = 0; k < len; ++k) d[k * inner] *= inv;
+      } else {
+        double ss = 0.0;
+        for (int64_t k = 0; k < len; ++k) ss += double(s[k * inner]) * s[k * inner];
+        const float denom = float(std::max(std::sqrt(ss), eps));
+        for (int64_t k = 0; k < len; ++k) d[k * inner] = s[k * inner] / denom;
+      }
+    }
+  return y;
+}
+
+Value run_reduce(const Node& n, const Value& x) {
+  const int64_t rank = int64_t(x.shape.size());
+  std::vector<char> reduced(size_t(rank), 0);
+  for (int64_t ax : n.attrs.axes) {
+    const int64_t a = norm_axis(n, ax, rank, "axis");
+    if (reduced[size_t(a)]) node_error(n, "axis " + std::to_string(ax) + " is listed twice");
+    reduced[size_t(a)] = 1;
+  }
+  std::vector<int64_t> shape, ostride(size_t(rank), 0);
+  int64_t count = 1;
+  for (int64_t d = 0; d < rank; ++d) {
+    if (reduced[size_t(d)]) {
+      count *= x.shape[size_t(d)];
+      if (n.attrs.keepdim) shape.push_back(1);
+    } else {
+      shape.push_back(x.shape[size_t(d)]);
+    }
+  }
+  int64_t s = 1;
+  for (int64_t d = rank; d-- > 0;)
+    if (!reduced[size_t(d)]) { ostride[size_t(d)] = s; s *= x.shape[size_t(d)]; }
+  if (count == 0 && n.op != Op::sum) node_error(n, "reduces over an empty axis");
+  Value y = new_value(x.dtype, shape);
+  const int64_t out_n = y.numel();
+  std::vector<double> acc(size_t(out_n), n.op == Op::max ? -std::numeric_limits<double>::infinity() : 0.0);
+  const bool ints = x.dtype == ElemType::i64;
+  std::vector<int64_t> iacc(ints ? size_t(out_n) : 0, n.op == Op::max ? INT64_MIN : 0);
+  const int64_t total = x.numel();
+  std::vector<int64_t> idx(size_t(rank), 0);
+  int64_t o = 0;
+  for (int64_t i = 0; i < total; ++i) {
+    if (ints) {
+      const int64_t v = x.i64()[i];
+      int64_t& t = iacc[size_t(o)];
+      t = n.op == Op::max ? std::max(t, v) : int64_t(uint64_t(t) + uint64_t(v));
+    } else {
+      const double v = x.f32()[i];
+      if (n.op == Op::max) { if (v > acc[size_t(o)] || v != v) acc[size_t(o)] = v; }
+      else acc[size_t(o)] += v;
+    }
+    for (int64_t d = rank; d-- > 0;) {
+      ++idx[size_t(d)];
+      o += ostride[size_t(d)];
+      if (idx[size_t(d)] < x.shape[size_t(d)]) break;
+      o -= ostride[size_t(d)] * x.shape[size_t(d)];
+      idx[size_t(d)] = 0;
+    }
+  }
+  if (ints) {
+    std::copy(iacc.begin(), iacc.end(), mut_i64(y));
+    return y;
+  }
+  float* yp = mut_f32(y);
+  for (int64_t k = 0; k < out_n; ++k)
+    yp[k] = float(n.op == Op::mean ? acc[size_t(k)] / double(count) : acc[size_t(k)]);
+  return y;
+}
+
+}  // namespace
+
+Value run_norm(const Node& n, const std::vector<const Value*>& in, RunContext&) {
+  switch (n.op) {
+    case Op::batch_norm: return run_batch_norm(n, in);
+    case Op::layer_norm: return run_layer_norm(n, in);
+    case Op::softmax: case Op::normalize: return run_softmax_or_normalize(n, *in[0]);
+    default: return run_reduce(n, *in[0]);
+  }
+}
+
+}  // namespace graph
+}  // namespace seedcore

@@ -1,0 +1,311 @@
+// Forward pass: every SIMD kernel against its scalar twin (GEMM over odd sizes and
+// strides, depthwise 3x3 over strides/dilations/tails), small graphs end to end
+// against hand-computed results, thread-count independence, and bad graphs/inputs
+// refused with SeedError.
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "seedcore/cpu.h"
+#include "seedcore/graph.h"
+#include "seedcore/graph_kernels.h"
+#include "test_util.h"
+
+using namespace seedcore;
+
+namespace {
+
+std::mt19937 rng(1234);
+std::vector<float> randn(size_t n) {
+  std::normal_distribution<float> d;
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+std::vector<Isa> simd_isas() {
+  std::vector<Isa> out;
+  for (Isa i : {Isa::avx2, Isa::neon})
+    if (isa_available(i)) {
+      try { graph_kernels(i); out.push_back(i); } catch (const SeedError&) {}
+    }
+  return out;
+}
+
+class InlineRunner : public TaskRunner {
+ public:
+  explicit InlineRunner(unsigned w) : w_(w) {}
+  unsigned workers() const override { return w_; }
+  void run(size_t n, const std::function<void(size_t, unsigned)>& fn) override {
+    for (size_t t = n; t-- > 0;) fn(t, unsigned(t % w_));  // reverse order: any order must do
+  }
+ private:
+  unsigned w_;
+};
+
+void test_gemm() {
+  const int sizes[][3] = {{1, 1, 1}, {1, 7, 3}, {5, 1, 17}, {6, 16, 16}, {7, 33, 17}, {13, 300, 31}, {97, 65, 260},
+                          {2, 513, 5}, {31, 257, 16}, {100, 20, 1}, {1, 384, 1536}, {130, 17, 300}};
+  InlineRunner many(3);
+  for (Isa isa : [] { auto v = simd_isas(); v.insert(v.begin(), Isa::scalar); return v; }()) {
+    const GraphKernels& k = graph_kernels(isa);
+    for (auto& s : sizes) {
+      for (int layout = 0; layout < 4; ++layout) {
+        const int64_t M = s[0], K = s[1], N = s[2];
+        std::vector<float> A = randn(size_t(M * K)), B = randn(size_t(K * N)), C0 = randn(size_t(M * N));
+        GemmArgs g;
+        g.M = M; g.N = N; g.K = K;
+        g.a = A.data(); g.b = B.data();
+        const bool at = layout & 1, bt = layout & 2;
+        g.a_rs = at ? 1 : K; g.a_cs = at ? M : 1;
+        g.b_ks = bt ? 1 : N; g.b_ns = bt ? K : 1;
+        std::vector<float> ref = C0, got = C0, got2 = C0;
+        for (bool acc : {false, true}) {
+          g.accumulate = acc;
+          g.c_rs = N; g.c_cs = 1;
+          g.c = ref.data(); gemm_reference(g);
+          g.c = got.data(); gemm(g, k, nullptr);
+          g.c = got2.data(); gemm(g, k, &many);
+          // transposed C
+          std::vector<float> gt(size_t(M * N));
+          for (int64_t i = 0; i < M; ++i) for (int64_t j = 0; j < N; ++j) gt[size_t(j * M + i)] = C0[size_t(i * N + j)];
+          if (!acc) std::fill(gt.begin(), gt.end(), 0.0f);
+          GemmArgs gt_args = g; gt_args.c = gt.data(); gt_args.c_rs = 1; gt_args.c_cs = M;
+          gemm(gt_args, k, &many);
+          double worst = 0;
+          bool same_threads = true;
+          for (int64_t i = 0; i < M * N; ++i) {
+            const double tol = 1e-5 * (std::sqrt(double(K)) * 4 + 4);
+            worst = std::max(worst, std::abs(double(got[size_t(i)]) - ref[size_t(i)]) / tol);
+            same_threads &= got[size_t(i)] == got2[size_t(i)];
+            const int64_t r = i / N, c = i % N;
+            same_threads &= gt[size_t(c * M + r)] == got[size_t(i)];
+          }
+          CHECK_MSG(worst <= 1.0, "%s gemm M=%lld K=%lld N=%lld layout=%d acc=%d: error %.3g x tol", isa_name(isa),
+                    (long long)M, (long long)K, (long long)N, layout, int(acc), worst);
+          CHECK_MSG(same_threads, "%s gemm M=%lld K=%lld N=%lld: result depends on tasks/threads/C layout",
+                    isa_name(isa), (long long)M, (long long)K, (long long)N);
+          ref = C0; got = C0; got2 = C0;
+        }
+      }
+    }
+  }
+}
+
+void test_depthwise() {
+  const GraphKernels& sk = graph_kernels(Isa::scalar);
+  for (Isa isa : simd_isas()) {
+    const GraphKernels& k = graph_kernels(isa);
+    for (int stride : {1, 2, 3})
+      for (int dil : {1, 2})
+        for (int64_t oh : {1, 3})
+          for (int64_t ow : {1, 4, 7, 8, 9, 17, 33}) {
+            const int64_t in_w = (ow - 1) * stride + 2 * dil + 1 + 3, in_h = (oh - 1) * stride + 2 * dil + 1;
+            std::vector<float> in = randn(size_t(in_w * in_h + 32)), w = randn(9);
+            std::vector<float> a(size_t(oh * ow)), b(size_t(oh * ow));
+            sk.depthwise3x3(in.data(), in_w, oh, ow, stride, dil, w.data(), 0.5f, a.data());
+            k.depthwise3x3(in.data(), in_w, oh, ow, stride, dil, w.data(), 0.5f, b.data());
+            double worst = 0;
+            for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, double(std::abs(a[i] - b[i])));
+            CHECK_MSG(worst < 1e-5, "%s depthwise stride=%d dil=%d ow=%lld: error %g", isa_name(isa), stride, dil,
+                      (long long)ow, worst);
+          }
+  }
+}
+
+struct W {
+  std::vector<float> data;
+  std::vector<int64_t> shape;
+};
+
+std::unordered_map<std::string, TensorRef> refs(const std::unordered_map<std::string, W>& ws) {
+  std::unordered_map<std::string, TensorRef> r;
+  for (auto& kv : ws) r[kv.first] = TensorRef{ElemType::f32, kv.second.shape, kv.second.data.data()};
+  return r;
+}
+
+// Naive NCHW conv2d.
+std::vector<float> conv_ref(const std::vector<float>& x, int64_t N, int64_t C, int64_t H, int64_t Wd,
+                            const std::vector<float>& w, int64_t OC, int64_t KH, int64_t KW, const std::vector<float>& b,
+                            int s, int p, int d, int G, int64_t& OH, int64_t& OW) {
+  OH = (H + 2 * p - d * (KH - 1) - 1) / s + 1;
+  OW = (Wd + 2 * p - d * (KW - 1) - 1) / s + 1;
+  const int64_t Cg = C / G, OCg = OC / G;
+  std::vector<float> y(size_t(N * OC * OH * OW));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t oc = 0; oc < OC; ++oc)
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          double acc = b[size_t(oc)];
+          const int64_t g = oc / OCg;
+          for (int64_t c = 0; c < Cg; ++c)
+            for (int64_t kh = 0; kh < KH; ++kh)
+              for (int64_t kw = 0; kw < KW; ++kw) {
+                const int64_t ih = oh * s - p + kh * d, iw = ow * s - p + kw * d;
+                if (ih < 0 || ih >= H || iw < 0 || iw >= Wd) continue;
+                acc += double(w[size_t(((oc * Cg + c) * KH + kh) * KW + kw)]) *
+                       x[size_t(((n * C + g * Cg + c) * H + ih) * Wd + iw)];
+              }
+          y[size_t(((n * OC + oc) * OH + oh) * OW + ow)] = float(acc);
+        }
+  return y;
+}
+
+void test_conv_graph() {
+  struct Case { int64_t N, C, H, Wd, OC, KH, KW; int s, p, d, G; };
+  const Case cases[] = {{1, 3, 9, 11, 4, 3, 3, 1, 1, 1, 1}, {2, 8, 13, 10, 8, 3, 3, 2, 1, 1, 8},
+                        {1, 6, 7, 7, 6, 3, 3, 1, 2, 2, 6}, {2, 4, 5, 6, 8, 1, 1, 1, 0, 1, 1},
+                        {1, 4, 10, 9, 6, 3, 2, 2, 1, 2, 2}, {1, 5, 17, 19, 10, 5, 5, 3, 2, 1, 5},
+                        {1, 16, 20, 20, 16, 3, 3, 2, 1, 1, 16}, {3, 2, 6, 6, 5, 2, 3, 1, 0, 1, 1}};
+  std::vector<Isa> isas = simd_isas();
+  isas.insert(isas.begin(), Isa::scalar);
+  for (const Case& c : cases) {
+    std::unordered_map<std::string, W> ws;
+    ws["w"] = {randn(size_t(c.OC * (c.C / c.G) * c.KH * c.KW)), {c.OC, c.C / c.G, c.KH, c.KW}};
+    ws["b"] = {randn(size_t(c.OC)), {c.OC}};
+    const std::string json = R"({"version": 1, "inputs": [{"name": "x", "dtype": "float32", "shape": ["n", )" +
+        std::to_string(c.C) + R"(, "h", "w"]}], "outputs": [{"name": "y", "dtype": "float32", "shape": ["n", )" +
+        std::to_string(c.OC) + R"(, "oh", "ow"]}], "nodes": [{"op": "conv2d", "in": ["x", "w", "b"], "out": ["y"],
+        "attrs": {"stride": [)" + std::to_string(c.s) + "," + std::to_string(c.s) + R"(], "padding": [)" +
+        std::to_string(c.p) + "," + std::to_string(c.p) + R"(], "dilation": [)" + std::to_string(c.d) + "," +
+        std::to_string(c.d) + R"(], "groups": )" + std::to_string(c.G) + R"(}, "path": "conv"}]})";
+    Graph g(json, refs(ws));
+    std::vector<float> x = randn(size_t(c.N * c.C * c.H * c.Wd));
+    int64_t OH, OW;
+    const std::vector<float> ref = conv_ref(x, c.N, c.C, c.H, c.Wd, ws["w"].data, c.OC, c.KH, c.KW, ws["b"].data,
+                                            c.s, c.p, c.d, c.G, OH, OW);
+    std::vector<float> first;
+    for (Isa isa : isas)
+      for (unsigned threads : {1u, 3u}) {
+        auto out = g.run({TensorRef{ElemType::f32, {c.N, c.C, c.H, c.Wd}, x.data()}}, threads, isa);
+        CHECK(out[0].shape == (std::vector<int64_t>{c.N, c.OC, OH, OW}));
+        const float* y = static_cast<const float*>(out[0].data());
+        double worst = 0;
+        for (size_t i = 0; i < ref.size(); ++i) worst = std::max(worst, double(std::abs(y[i] - ref[i])));
+        CHECK_MSG(worst < 1e-4, "conv %s threads=%u C=%lld G=%d: error %g", isa_name(isa), threads, (long long)c.C, c.G, worst);
+        if (threads == 1) first.assign(y, y + ref.size());
+        else CHECK_MSG(std::equal(first.begin(), first.end(), y), "conv result depends on thread count");
+      }
+  }
+}
+
+const char* kMlp = R"({"version": 1,
+  "inputs": [{"name": "ids", "dtype": "int64", "shape": ["batch", "seq"]}],
+  "outputs": [{"name": "out", "dtype": "float32", "shape": ["batch", 3]}],
+  "nodes": [
+    {"op": "embedding", "in": ["ids", "emb"], "out": ["e"], "attrs": {}, "path": "emb"},
+    {"op": "layer_norm", "in": ["e", "ln_w", null], "out": ["n"], "attrs": {"eps": 1e-5}, "path": "ln"},
+    {"op": "linear", "in": ["n", "fc_w", "fc_b"], "out": ["h"], "attrs": {}, "path": "fc"},
+    {"op": "gelu", "in": ["h"], "out": ["g"], "attrs": {"approximate": "tanh"}, "path": "act"},
+    {"op": "mean", "in": ["g"], "out": ["m"], "attrs": {"axes": [1], "keepdim": false}, "path": "pool"},
+    {"op": "softmax", "in": ["m"], "out": ["s"], "attrs": {"axis": -1}, "path": "sm"},
+    {"op": "mul_scalar", "in": ["s"], "out": ["out"], "attrs": {"value": 2.5}, "path": "scale"}
+  ]})";
+
+void test_mlp_graph() {
+  std::unordered_map<std::string, W> ws;
+  ws["emb"] = {randn(10 * 4), {10, 4}};
+  ws["ln_w"] = {randn(4), {4}};
+  ws["fc_w"] = {randn(3 * 4), {3, 4}};
+  ws["fc_b"] = {randn(3), {3}};
+  Graph g(kMlp, refs(ws));
+  CHECK(g.inputs().size() == 1 && g.inputs()[0].shape[1].symbol == "seq");
+  std::vector<int64_t> ids = {1, 2, 3, 9, 0, 5};  // batch 2, seq 3
+  auto out = g.run({TensorRef{ElemType::i64, {2, 3}, ids.data()}});
+  CHECK(out.size() == 1 && out[0].shape == (std::vector<int64_t>{2, 3}));
+  const float* y = static_cast<const float*>(out[0].data());
+  for (int b = 0; b < 2; ++b) {
+    double acc[3] = {0, 0, 0};
+    for (int t = 0; t < 3; ++t) {
+      const float* e = &ws["emb"].data[size_t(ids[size_t(b * 3 + t)] * 4)];
+      double mu = 0, var = 0;
+      for (int i = 0; i < 4; ++i) mu += e[i];
+      mu /= 4;
+      for (int i = 0; i < 4; ++i) var += (e[i] - mu) * (e[i] - mu);
+      var /= 4;
+      double nrm[4];
+      for (int i = 0; i < 4; ++i) nrm[i] = (e[i] - mu) / std::sqrt(var + 1e-5) * ws["ln_w"].data[size_t(i)];
+      for (int o = 0; o < 3; ++o) {
+        double h = ws["fc_b"].data[size_t(o)];
+        for (int i = 0; i < 4; ++i) h += nrm[i] * ws["fc_w"].data[size_t(o * 4 + i)];
+        acc[o] += 0.5 * h * (1 + std::tanh(std::sqrt(2 / M_PI) * (h + 0.044715 * h * h * h))) / 3;
+      }
+    }
+    const double mx = std::max(acc[0], std::max(acc[1], acc[2]));
+    double s = 0;
+    for (double v : acc) s += std::exp(v - mx);
+    for (int o = 0; o < 3; ++o)
+      CHECK_MSG(std::abs(y[b * 3 + o] - 2.5 * std::exp(acc[o] - mx) / s) < 1e-5, "mlp output %d,%d", b, o);
+  }
+  // bad inputs at run time
+  std::vector<int64_t> bad = {1, 10};
+  CHECK_THROWS_SEED("id out of range", g.run({TensorRef{ElemType::i64, {1, 2}, bad.data()}}));
+  std::vector<float> fl(6);
+  CHECK_THROWS_SEED("float ids", g.run({TensorRef{ElemType::f32, {2, 3}, fl.data()}}));
+  CHECK_THROWS_SEED("rank", g.run({TensorRef{ElemType::i64, {6}, ids.data()}}));
+  CHECK_THROWS_SEED("count", g.run({}));
+}
+
+void test_bad_graphs() {
+  std::unordered_map<std::string, W> ws;
+  ws["emb"] = {randn(10 * 4), {10, 4}};
+  ws["ln_w"] = {randn(4), {4}};
+  ws["fc_w"] = {randn(3 * 4), {3, 4}};
+  ws["fc_b"] = {randn(3), {3}};
+  const std::string good = kMlp;
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string s = good;
+    const size_t at = s.find(from);
+    CHECK_MSG(at != std::string::npos, "pattern %s", from.c_str());
+    if (at != std::string::npos) s.replace(at, from.size(), to);
+    return s;
+  };
+  const std::pair<const char*, std::string> bad[] = {
+      {"unknown op", with("\"gelu\"", "\"swish\"")},
+      {"missing weight", with("\"fc_w\"", "\"fc_x\"")},
+      {"bias shape", with("\"fc_b\"", "\"ln_w\"")},
+      {"unknown attr", with("{\"eps\": 1e-5}", "{\"eps\": 1e-5, \"axis\": 1}")},
+      {"missing attr", with("{\"approximate\": \"tanh\"}", "{}")},
+      {"attr type", with("{\"axis\": -1}", "{\"axis\": \"last\"}")},
+      {"gelu mode", with("\"tanh\"", "\"fast\"")},
+      {"use before def", with("[\"m\"], \"out\": [\"s\"]", "[\"zz\"], \"out\": [\"s\"]")},
+      {"duplicate out", with("\"out\": [\"s\"]", "\"out\": [\"g\"]")},
+      {"out is weight", with("\"out\": [\"s\"]", "\"out\": [\"emb\"]")},
+      {"output dtype", with("\"shape\": [\"batch\", 3]", "\"shape\": [\"batch\", 3], \"x\": 1")},
+      {"dtype mismatch", with("[\"ids\", \"emb\"]", "[\"emb\", \"emb\"]")},
+      {"too many inputs", with("[\"g\"]", "[\"g\", \"g\"]")},
+      {"extra node key", with("\"path\": \"act\"", "\"path\": \"act\", \"name\": \"x\"")},
+      {"version", with("\"version\": 1", "\"version\": 2")},
+      {"null required", with("[\"n\", \"fc_w\", \"fc_b\"]", "[\"n\", null, \"fc_b\"]")},
+      {"graph output missing", with("\"name\": \"out\", \"dtype\"", "\"name\": \"nothing\", \"dtype\"")},
+      {"not json", "{"},
+  };
+  for (auto& b : bad) {
+    bool threw = false;
+    try {
+      Graph g(b.second, refs(ws));
+    } catch (const SeedError& e) {
+      threw = true;
+      if (std::string(b.first) == "unknown op")
+        CHECK_MSG(std::string(e.what()).find("node 3 (swish, path 'act')") != std::string::npos, "%s", e.what());
+    }
+    CHECK_MSG(threw, "bad graph accepted: %s", b.first);
+  }
+  // A weight whose shape does not fit the op is named at load.
+  ws["fc_w"] = {randn(12), {12}};
+  CHECK_THROWS_SEED("1-D linear weight", Graph(good, refs(ws)));
+}
+
+}  // namespace
+
+int main() {
+  test_gemm();
+  test_depthwise();
+  test_conv_graph();
+  test_mlp_graph();
+  test_bad_graphs();
+  return seedtest::finish("test_graph");
+}
