@@ -8,6 +8,7 @@ costs little beyond reading its payloads once for their checksums.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mmap
 import os
@@ -15,7 +16,7 @@ import struct
 import tempfile
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, BinaryIO, Iterator, Mapping, Sequence
 
 from ._version import __version__
 from .errors import SeedError
@@ -307,6 +308,41 @@ def _header_bytes(metadata: bytes, data_offset: int, file_length: int) -> bytes:
     return head + struct.pack("<I", crc)
 
 
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Yields a file to write ``path``'s new content to. It is a temporary file in
+    the same folder; on success it is flushed, synced, given the permissions a new
+    file would get, renamed over ``path`` and the folder is synced; on any error
+    it is removed and ``path`` is left as it was."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:  # make the rename durable; not possible on every platform
+        dfd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
 def write_seed(
     path: str | os.PathLike,
     *,
@@ -351,41 +387,18 @@ def write_seed(
         )
     header = _header_bytes(layout.metadata, layout.data_offset, layout.file_length)
 
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(header)
-            f.write(layout.metadata)
-            f.write(b"\0" * (layout.data_offset - HEADER_SIZE - len(layout.metadata)))
-            pos = layout.data_offset
-            for entry, (_, payload) in zip(layout.entries, tensors):
-                assert pos == entry.offset
-                f.write(payload)
-                end = entry.offset + entry.length
-                f.write(b"\0" * (align64(end) - end))
-                pos = align64(end)
-            assert pos == layout.file_length
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename durable; not possible on every platform
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    with atomic_output(path) as f:
+        f.write(header)
+        f.write(layout.metadata)
+        f.write(b"\0" * (layout.data_offset - HEADER_SIZE - len(layout.metadata)))
+        pos = layout.data_offset
+        for entry, (_, payload) in zip(layout.entries, tensors):
+            assert pos == entry.offset
+            f.write(payload)
+            end = entry.offset + entry.length
+            f.write(b"\0" * (align64(end) - end))
+            pos = align64(end)
+        assert pos == layout.file_length
     return layout.file_length
 
 

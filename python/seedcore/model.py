@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Iterator, Mapping
 
 import numpy as np
 
 from .errors import SeedError
+from .format import atomic_output
 
 _SAFETENSORS_DTYPE = {
     "float32": "F32", "float16": "F16", "float64": "F64", "int64": "I64", "int32": "I32",
@@ -45,27 +45,12 @@ def write_safetensors(path: str | os.PathLike, tensors: Mapping[str, np.ndarray]
         arrays.append(a)
     raw = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     raw += b" " * (-len(raw) % 8)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(len(raw).to_bytes(8, "little"))
-            f.write(raw)
-            for a in arrays:
-                if a.nbytes:
-                    f.write(memoryview(a.reshape(-1)).cast("B"))
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_output(path) as f:
+        f.write(len(raw).to_bytes(8, "little"))
+        f.write(raw)
+        for a in arrays:
+            if a.nbytes:
+                f.write(memoryview(a.reshape(-1)).cast("B"))
     return 8 + len(raw) + offset
 
 

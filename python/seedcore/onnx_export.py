@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from typing import Any, Mapping
 
 import numpy as np
 
 from .errors import SeedError
+from .format import atomic_output
 
 MIN_OPSET = 13
 MAX_OPSET = 21
@@ -393,21 +393,6 @@ def export_onnx(path: str | os.PathLike, graph: Mapping, weights: Mapping[str, n
     path = os.fspath(path)
     model = build_onnx(graph, weights, opset=opset, name=name)
     data = model.SerializeToString()
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_output(path) as f:
+        f.write(data)
     return len(data)
