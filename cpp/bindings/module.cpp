@@ -1,14 +1,17 @@
 // seedcore._native: a thin pybind11 layer over the core. Decoding and verification
-// release the GIL; decoded tensors are written straight into numpy buffers that the
-// binding allocates (or the caller passes as `out`), so there is no extra copy.
+// release the GIL; decoded tensors are written straight into numpy arrays (views
+// into one huge-page arena per decode call, or the caller's `out`), with no copy.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <vector>
 
 #include "encode.h"
@@ -72,14 +75,85 @@ py::dict cpu_features_dict() {
   return d;
 }
 
+// One anonymous mapping that holds every tensor a decode call returns, each 64-byte
+// aligned inside it. Numpy asks for transparent huge pages only for arrays of 4 MiB
+// or more and its buffers are not 2 MiB aligned, so about half of MiniLM's output was
+// mapped 4 KiB at a time, page fault by page fault. An arena of 2 MiB or more is
+// therefore 2 MiB aligned, a multiple of 2 MiB long and advised for huge pages (THP
+// is often in `madvise` mode); a smaller one is plain pages (a huge page would zero
+// 2 MiB for a few bytes). Nothing is touched here: the decoding threads fault the
+// pages in, each the pages it writes. munmap on destruction returns the memory.
+class DecodeArena {
+ public:
+  static constexpr uint64_t kHugePage = uint64_t(2) << 20;
+
+  explicit DecodeArena(uint64_t bytes) {
+    const bool huge = bytes >= kHugePage;
+    const uint64_t align = huge ? kHugePage : 4096;
+    length_ = size_t((std::max<uint64_t>(bytes, 1) + align - 1) & ~(align - 1));
+    // Over-map by one alignment unit, then unmap the unaligned head and the tail.
+    const size_t mapped = length_ + size_t(huge ? kHugePage : 0);
+    void* p = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    uint8_t* raw = static_cast<uint8_t*>(p);
+    uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(raw) + align - 1) & ~uintptr_t(align - 1));
+    if (base > raw) ::munmap(raw, size_t(base - raw));
+    if (raw + mapped > base + length_) ::munmap(base + length_, size_t(raw + mapped - (base + length_)));
+    base_ = base;
+#if defined(MADV_HUGEPAGE)
+    // A hint: without THP support (or with THP off) the pages are simply 4 KiB.
+    if (huge) (void)::madvise(base_, length_, MADV_HUGEPAGE);
+#endif
+  }
+  ~DecodeArena() { ::munmap(base_, length_); }
+  DecodeArena(const DecodeArena&) = delete;
+  DecodeArena& operator=(const DecodeArena&) = delete;
+
+  uint8_t* data() const { return base_; }
+
+ private:
+  uint8_t* base_ = nullptr;
+  size_t length_ = 0;
+};
+
+// Numpy arrays for tensors[indices[i]], views into one new DecodeArena (outs[i] =
+// each array's data). The arena belongs to a capsule that every array holds as its
+// base, so it is unmapped when the last of the arrays is gone. The arrays are
+// writeable and C-contiguous, like arrays numpy allocates.
+std::vector<py::array> arena_arrays(const SeedFile& file, const std::vector<size_t>& indices,
+                                    std::vector<void*>& outs) {
+  const auto& tensors = file.tensors();
+  std::vector<uint64_t> offsets;
+  offsets.reserve(indices.size());
+  uint64_t total = 0;
+  for (size_t index : indices) {
+    offsets.push_back(total);
+    total += (tensors.at(index).spec.decoded_bytes() + 63) & ~uint64_t(63);
+  }
+  std::unique_ptr<DecodeArena> arena(new DecodeArena(total));
+  uint8_t* base = arena->data();
+  py::capsule owner(arena.get(), [](void* p) { delete static_cast<DecodeArena*>(p); });
+  arena.release();
+  std::vector<py::array> arrays;
+  arrays.reserve(indices.size());
+  outs.clear();
+  for (size_t i = 0; i < indices.size(); ++i) {
+    const seedcore::TensorSpec& spec = tensors[indices[i]].spec;
+    void* ptr = base + offsets[i];
+    arrays.emplace_back(numpy_dtype(spec.decoded_dtype()), numpy_shape(spec), ptr, owner);
+    outs.push_back(ptr);
+  }
+  return arrays;
+}
+
 py::array decode_tensor(const SeedFile& file, const std::string& name, const std::string& impl) {
   const seedcore::Isa isa = seedcore::resolve_impl(impl);
   const size_t index = file.index_of(name);
-  py::array out = empty_array_for(file.tensors()[index].spec);
-  void* dst = out.mutable_data();
+  std::vector<void*> outs;
+  py::array out = arena_arrays(file, {index}, outs)[0];
   {
     py::gil_scoped_release release;
-    file.decode_into(index, dst, isa);
+    file.decode_into(index, outs[0], isa);
   }
   return out;
 }
@@ -87,15 +161,10 @@ py::array decode_tensor(const SeedFile& file, const std::string& name, const std
 py::dict decode_all(const SeedFile& file, unsigned threads, const std::string& impl) {
   const seedcore::Isa isa = seedcore::resolve_impl(impl);
   const auto& tensors = file.tensors();
-  std::vector<py::array> arrays;
-  std::vector<size_t> indices;
+  std::vector<size_t> indices(tensors.size());
+  for (size_t i = 0; i < indices.size(); ++i) indices[i] = i;
   std::vector<void*> outs;
-  arrays.reserve(tensors.size());
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    arrays.push_back(empty_array_for(tensors[i].spec));
-    indices.push_back(i);
-    outs.push_back(arrays.back().mutable_data());
-  }
+  const std::vector<py::array> arrays = arena_arrays(file, indices, outs);
   {
     py::gil_scoped_release release;
     file.decode_many(indices, outs, threads, isa);

@@ -5,6 +5,8 @@
 // parser unit checks, and multi-threaded decoding determinism.
 #include <unistd.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -56,6 +58,28 @@ void test_crc32() {
   CHECK(crc32("The quick brown fox jumps over the lazy dog", 43) == 0x414FA339u);
 }
 
+// number_value gives every number's value as strtod does in the "C" locale (this test
+// process never calls setlocale), bit for bit, including out-of-range tokens.
+void test_json_numbers() {
+  const char* tokens[] = {"0", "-0", "0.0", "-0.0", "1", "-7", "6", "1e-12", "1E-5", "-1.5e+3", "0.1", "3.14159",
+                          "9007199254740993", "18446744073709551615", "18446744073709551616",
+                          "123456789012345678901234567890", "1e400", "-1e400", "1e-400", "-1e-400", "4e-320",
+                          "2.2250738585072011e-308", "1.7976931348623157e308", "1.7976931348623159e308",
+                          "0.000000000000000000000000001e-300", "0e999999999999", "10e-325", "2.5e-324",
+                          "100000000000000000000000e-330", "0.00001e313"};
+  std::string text = "[";
+  for (const char* t : tokens) text += std::string(text.size() > 1 ? "," : "") + t;
+  const JsonDocument d = JsonDocument::parse(text + "]", "numbers");
+  uint32_t node = d.node(d.root()).first;
+  for (const char* t : tokens) {
+    const double want = std::strtod(t, nullptr), got = d.number_value(node);
+    CHECK_MSG(std::memcmp(&want, &got, sizeof want) == 0, "number_value(%s) = %.17g, strtod gives %.17g", t, got,
+              want);
+    node = d.node(node).next;
+  }
+  CHECK_THROWS_SEED("number_value of a string", d.number_value(d.root()));
+}
+
 void test_json() {
   auto ok = [](const std::string& t) {
     try { JsonDocument::parse(t, "json"); return true; } catch (const SeedError&) { return false; }
@@ -88,6 +112,7 @@ void test_json() {
   CHECK(d.integer_in(d.find(0, "n"), -100, 0, v) && v == -42);
   uint64_t u = 0;
   CHECK(d.unsigned_integer(d.find(0, "u"), u) && u == UINT64_MAX);
+  test_json_numbers();
 }
 
 void test_valid_file_and_threads(Rng& rng) {

@@ -3,7 +3,7 @@
 // Strict: UTF-8 only (no BOM, no overlong forms, no surrogate code points), escapes
 // checked (\uXXXX surrogates must pair), no control characters in strings, strict
 // number grammar, no trailing garbage, duplicate object keys rejected, nesting depth
-// bounded. Bounded: the document is a flat arena of 32-byte nodes plus one pool for
+// bounded. Bounded: the document is a flat arena of 40-byte nodes plus one pool for
 // decoded strings, so memory is proportional to the (≤ 16 MiB) input and recursion
 // depth is at most max_depth.
 #pragma once
@@ -31,6 +31,7 @@ class JsonDocument {
     uint32_t key_off = 0, key_len = 0;  // object member: its key in the pool
     union {
       uint64_t magnitude;      // integer number: |value| (when !int_overflow)
+      double real;             // any other number: its value (see number_value)
       struct { uint32_t off, len; } str;  // string: decoded UTF-8 in the pool
     };
     Node() : magnitude(0) {}
@@ -53,6 +54,10 @@ class JsonDocument {
   // Integer value if node i is an integer number within [lo, hi]; false otherwise.
   bool integer_in(uint32_t i, int64_t lo, int64_t hi, int64_t& out) const;
   bool unsigned_integer(uint32_t i, uint64_t& out) const;  // integer in [0, 2^64)
+  // The value of number node i as the nearest binary64 (round to nearest even), as
+  // strtod gives it in the "C" locale: ±inf beyond the range, ±0 or a subnormal below
+  // it; "-0" is -0.0. Throws SeedError when node i is not a number.
+  double number_value(uint32_t i) const;
 
  private:
   friend class JsonParser;

@@ -1,7 +1,5 @@
 // q8 / q4: 32-element blocks with one binary16 scale (format.md 3.2, 3.3; the ggml
 // Q8_0 / Q4_0 layouts, except that all scales come first).
-#include <cstring>
-
 #include "codec_traits.h"
 #include "seedcore/error.h"
 
@@ -28,38 +26,33 @@ void check_block_payload(const TensorSpec& spec, const uint8_t* payload, const s
   }
 }
 
-using BlockKernel = void (*)(const uint8_t*, const uint8_t*, size_t, float*);
+uint64_t block_elems_32(const TensorSpec&) { return 32; }
 
-// Full blocks go straight to the kernel; a partial last block is decoded into a
-// 32-float temporary and its first n mod 32 values copied out.
-void decode_blocks(const TensorSpec& spec, const uint8_t* payload, float* dst, const DecodeKernels& k,
-                   BlockKernel kernel, size_t block_bytes) {
-  const uint64_t nb = block_count(spec);
-  const uint64_t full = spec.n / 32;
-  const uint8_t* scales = payload;
-  const uint8_t* quants = payload + 2 * nb;
-  produce_float_items(full, 32, dst, k, [&](uint64_t first, uint64_t count, float* d) {
-    kernel(scales + 2 * first, quants + block_bytes * first, size_t(count), d);
+using BlockKernel = void (*)(const uint8_t* scales, const uint8_t* quants, size_t nblocks, float* dst);
+
+// Scales first, then `quant_bytes` per block. Full blocks go straight to the kernel;
+// a partial last block is decoded into a 32-float temporary and its first n mod 32
+// values copied out (decode_float_blocks).
+void decode_blockq_range(const RangeDecodePlan& plan, uint64_t first, uint64_t count, void* out,
+                         BlockKernel kernel, size_t quant_bytes) {
+  const uint8_t* scales = plan.payload;
+  const uint8_t* quants = plan.payload + 2 * plan.blocks;
+  decode_float_blocks(plan, first, count, out, [&](uint64_t b, uint64_t c, float* d) {
+    kernel(scales + 2 * b, quants + quant_bytes * b, size_t(c), d);
   });
-  if (full < nb) {
-    float tail[32];
-    kernel(scales + 2 * full, quants + block_bytes * full, 1, tail);
-    std::memcpy(dst + 32 * full, tail, size_t(spec.n - 32 * full) * sizeof(float));
-  }
 }
-
-void decode_q8(const TensorSpec& spec, const uint8_t* payload, void* out, const DecodeKernels& k) {
-  decode_blocks(spec, payload, static_cast<float*>(out), k, k.dequantize_q8_blocks, 32);
+void decode_q8_range(const RangeDecodePlan& plan, uint64_t first, uint64_t count, void* out) {
+  decode_blockq_range(plan, first, count, out, plan.kernels->dequantize_q8_blocks, 32);
 }
-void decode_q4(const TensorSpec& spec, const uint8_t* payload, void* out, const DecodeKernels& k) {
-  decode_blocks(spec, payload, static_cast<float*>(out), k, k.dequantize_q4_blocks, 16);
+void decode_q4_range(const RangeDecodePlan& plan, uint64_t first, uint64_t count, void* out) {
+  decode_blockq_range(plan, first, count, out, plan.kernels->dequantize_q4_blocks, 16);
 }
 
 }  // namespace
 
 const CodecTraits kQ8Codec = {Codec::q8, "q8", parse_block_params, q8_expected_length,
-                              check_block_payload, decode_q8};
+                              check_block_payload, block_elems_32, nullptr, decode_q8_range};
 const CodecTraits kQ4Codec = {Codec::q4, "q4", parse_block_params, q4_expected_length,
-                              check_block_payload, decode_q4};
+                              check_block_payload, block_elems_32, nullptr, decode_q4_range};
 
 }  // namespace seedcore

@@ -1,9 +1,16 @@
 // One traits entry per codec (ggml-style): how to read its params, how long its
 // payload must be, which payload rules need the bytes, and how to decode it.
-// Adding a codec = one new file in cpp/src/codecs/ + one line in codec_table.cpp.
+// Adding a codec = one new file in cpp/src/codecs/ + one line in codec_traits()
+// (tensor_spec.cpp).
+//
+// Decoding is by ranges of blocks. A block is the codec's smallest independently
+// decodable run of elements (q8/q4: 32, prng: C, raw: 1, stats: one row); any run of
+// whole blocks decodes to exactly the bits the whole-tensor decode writes there, by
+// the same kernel calls on the same inputs. The whole-tensor decode is the range of
+// all blocks; decode_many cuts large tensors into ranges that threads share.
 #pragma once
-#include <cstdint>
 #include <algorithm>
+#include <cstdint>
 #include <initializer_list>
 #include <string>
 
@@ -12,6 +19,29 @@
 
 namespace seedcore {
 
+// Outputs at least this large are written with non-temporal stores through an
+// L1-resident scratch chunk: they are far beyond the caches, so skipping the
+// read-for-ownership of each destination line is worth ~2× in write bandwidth.
+constexpr uint64_t kStreamingMinBytes = uint64_t(8) << 20;
+
+// One checked payload made ready for range decoding: what every range shares, built
+// once (plan_range_decode). decode_range may run on disjoint ranges from any number
+// of threads at once.
+struct RangeDecodePlan {
+  const TensorSpec* spec = nullptr;
+  const uint8_t* payload = nullptr;  // passed its CRC and check_payload_decodable
+  const DecodeKernels* kernels = nullptr;
+  uint64_t block_elems = 1;          // elements per block
+  uint64_t blocks = 0;               // ceil(n / block_elems); the last may be partial
+  // Large float outputs go through the ISA's non-temporal stream copy (the same
+  // values, fewer bytes moved). Decided once per tensor, so every range agrees.
+  bool stream = false;
+  // prng: the basis tables, when the kernels use them and the tensor is large enough
+  // (empty otherwise: the kernels then step the LFSR).
+  PrngBasisTables prng_tables;
+  const PrngBasisTables* prng_tables_or_null() const { return prng_tables.lo.empty() ? nullptr : &prng_tables; }
+};
+
 struct CodecTraits {
   Codec codec;
   const char* name;
@@ -19,12 +49,22 @@ struct CodecTraits {
   void (*parse_params)(TensorSpec& spec, const JsonDocument& doc, uint32_t params, const std::string& ctx);
   uint64_t (*expected_length)(const TensorSpec& spec);
   void (*check_payload)(const TensorSpec& spec, const uint8_t* payload, const std::string& ctx);
-  void (*decode)(const TensorSpec& spec, const uint8_t* payload, void* out, const DecodeKernels& k);
+  // Elements per block (≥ 1 when n > 0).
+  uint64_t (*block_elems)(const TensorSpec& spec);
+  // Builds what the ranges share into plan (nullptr: nothing to build).
+  void (*prepare)(RangeDecodePlan& plan);
+  // Decodes blocks [first_block, first_block + block_count) into `out`, the whole
+  // tensor's output (block b starts at element b·block_elems). A partial last block
+  // writes only its elements below n.
+  void (*decode_range)(const RangeDecodePlan& plan, uint64_t first_block, uint64_t block_count, void* out);
 };
 
 const CodecTraits& codec_traits(Codec codec);
 
 extern const CodecTraits kRawCodec, kQ8Codec, kQ4Codec, kPrngCodec, kStatsCodec;
+
+// The plan for decoding a checked payload with the kernels of `isa`.
+RangeDecodePlan plan_range_decode(const TensorSpec& spec, const uint8_t* payload, Isa isa);
 
 // --- helpers shared by the codec files ---
 
@@ -35,34 +75,45 @@ void require_exact_keys(const JsonDocument& doc, uint32_t params, std::initializ
 int64_t require_int_param(const JsonDocument& doc, uint32_t params, const char* key, int64_t lo,
                           int64_t hi, const std::string& ctx);
 
-// Outputs at least this large are written with non-temporal stores through an
-// L1-resident scratch chunk: they are far beyond the caches, so skipping the
-// read-for-ownership of each destination line is worth ~2× in write bandwidth.
-constexpr uint64_t kStreamingMinBytes = uint64_t(8) << 20;
-
-}  // namespace seedcore
-
-#include <memory>
-
-namespace seedcore {
-
-// Runs produce(first_item, count, dst) over items [0, items), where each item is
-// `item_floats` output floats. Large outputs go through an L1-sized scratch chunk and
-// the ISA's non-temporal stream copy; small ones are produced in place.
+// Runs produce(first_item, count, dst) over items [first, first + count), each item
+// `item_floats` (≤ 64) output floats, writing item i at out + i·item_floats. With
+// plan.stream the items go through an L1-sized scratch chunk and the ISA's
+// non-temporal stream copy; otherwise they are produced in place.
 template <class Produce>
-void produce_float_items(uint64_t items, size_t item_floats, float* out, const DecodeKernels& k,
-                         Produce produce) {
-  if (items == 0) return;
-  if (items * item_floats * sizeof(float) < kStreamingMinBytes || k.isa == Isa::scalar) {
-    produce(uint64_t(0), items, out);
+void produce_float_items(const RangeDecodePlan& plan, uint64_t first, uint64_t count, size_t item_floats,
+                         float* out, Produce produce) {
+  if (count == 0) return;
+  if (!plan.stream) {
+    produce(first, count, out + first * item_floats);
     return;
   }
-  const size_t chunk_items = item_floats >= 4096 ? 1 : 4096 / item_floats;
-  std::unique_ptr<float[]> scratch(new float[chunk_items * item_floats]);
-  for (uint64_t first = 0; first < items; first += chunk_items) {
-    const uint64_t count = std::min<uint64_t>(chunk_items, items - first);
-    produce(first, count, scratch.get());
-    k.stream_copy_f32(out + first * item_floats, scratch.get(), size_t(count * item_floats));
+  constexpr size_t kScratchFloats = 4096;  // 16 KiB: stays in L1
+  const size_t chunk = kScratchFloats / item_floats;
+  float scratch[kScratchFloats];
+  for (uint64_t i = first; i < first + count; i += chunk) {
+    const uint64_t c = std::min<uint64_t>(chunk, first + count - i);
+    produce(i, c, scratch);
+    plan.kernels->stream_copy_f32(out + i * item_floats, scratch, size_t(c * item_floats));
+  }
+}
+
+// Decodes the full blocks of [first_block, first_block + block_count) with
+// produce_float_items and a partial last block (when the range includes it) into a
+// temporary, copying out its elements below n. produce(first, count, dst) decodes
+// full blocks of plan.block_elems (≤ 64) floats.
+template <class Produce>
+void decode_float_blocks(const RangeDecodePlan& plan, uint64_t first_block, uint64_t block_count, void* out,
+                         Produce produce) {
+  const uint64_t C = plan.block_elems;
+  const uint64_t full = plan.spec->n / C;  // blocks [0, full) are whole
+  float* dst = static_cast<float*>(out);
+  const uint64_t end = first_block + block_count;
+  produce_float_items(plan, first_block, std::min(end, full) - std::min(first_block, full), size_t(C), dst,
+                      produce);
+  if (end > full && full < plan.blocks) {
+    float tail[64];
+    produce(full, uint64_t(1), tail);
+    std::copy(tail, tail + (plan.spec->n - full * C), dst + full * C);
   }
 }
 

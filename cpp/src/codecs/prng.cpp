@@ -1,6 +1,4 @@
 // prng: SeedLM-style pseudo-random basis blocks (format.md 3.4).
-#include <cstring>
-
 #include "../kernels/scalar_helpers.h"
 #include "codec_traits.h"
 #include "seedcore/error.h"
@@ -70,36 +68,30 @@ void check_prng_payload(const TensorSpec& spec, const uint8_t* payload, const st
     throw SeedError(ctx + ": unused bits in the last byte of the mantissa section are not zero");
 }
 
+uint64_t prng_block_elems(const TensorSpec& spec) { return spec.prng.C; }
+
 // A table build costs (256 + 2^(K−8)) · C·P LFSR steps, about what stepping the LFSR
-// directly costs for the same number of blocks; below that, step directly.
-bool worth_building_tables(const PrngPayloadView& v) {
-  return v.nb >= 256u + (1u << (v.params.K - 8));
+// directly costs for the same number of blocks; below that, step directly. Built once
+// per tensor, shared by every range.
+void prepare_prng(RangeDecodePlan& plan) {
+  const PrngParams& p = plan.spec->prng;
+  if (plan.kernels->prng_uses_tables && plan.blocks >= 256u + (1u << (p.K - 8))) {
+    plan.prng_tables = build_prng_basis_tables(p, plan.kernels->prng_layout);
+  }
 }
 
-void decode_prng(const TensorSpec& spec, const uint8_t* payload, void* out, const DecodeKernels& k) {
-  const PrngPayloadView v = prng_view(spec, payload);
-  const uint32_t C = spec.prng.C;
-  float* dst = static_cast<float*>(out);
-  PrngBasisTables tables;
-  const PrngBasisTables* tp = nullptr;
-  if (k.prng_uses_tables && worth_building_tables(v)) {
-    tables = build_prng_basis_tables(spec.prng, k.prng_layout);
-    tp = &tables;
-  }
-  const uint64_t full = spec.n / C;
-  produce_float_items(full, C, dst, k, [&](uint64_t first, uint64_t count, float* d) {
-    k.decode_prng_blocks(v, tp, first, count, d);
+void decode_prng_range(const RangeDecodePlan& plan, uint64_t first, uint64_t count, void* out) {
+  const PrngPayloadView v = prng_view(*plan.spec, plan.payload);
+  const PrngBasisTables* tables = plan.prng_tables_or_null();
+  const auto kernel = plan.kernels->decode_prng_blocks;
+  decode_float_blocks(plan, first, count, out, [&](uint64_t b, uint64_t c, float* d) {
+    kernel(v, tables, b, c, d);
   });
-  if (full < v.nb) {
-    float tail[64];
-    k.decode_prng_blocks(v, tp, full, 1, tail);
-    std::memcpy(dst + full * C, tail, size_t(spec.n - full * C) * sizeof(float));
-  }
 }
 
 }  // namespace
 
 const CodecTraits kPrngCodec = {Codec::prng, "prng", parse_prng_params, prng_expected_length,
-                                check_prng_payload, decode_prng};
+                                check_prng_payload, prng_block_elems, prepare_prng, decode_prng_range};
 
 }  // namespace seedcore

@@ -37,30 +37,36 @@ void check_raw_payload(const TensorSpec& spec, const uint8_t* payload, const std
                       " (must be 0 or 1)");
 }
 
-void decode_raw(const TensorSpec& spec, const uint8_t* payload, void* out, const DecodeKernels& k) {
+uint64_t raw_block_elems(const TensorSpec&) { return 1; }
+
+void decode_raw_range(const RangeDecodePlan& plan, uint64_t first, uint64_t count, void* out) {
+  const uint8_t* payload = plan.payload;
+  const DecodeKernels& k = *plan.kernels;
   float* dst = static_cast<float*>(out);
-  switch (spec.storage) {
+  switch (plan.spec->storage) {
     case Dtype::float16:
-      produce_float_items(spec.n, 1, dst, k, [&](uint64_t first, uint64_t count, float* d) {
-        k.convert_f16_to_f32(payload + 2 * first, size_t(count), d);
+      produce_float_items(plan, first, count, 1, dst, [&](uint64_t e, uint64_t c, float* d) {
+        k.convert_f16_to_f32(payload + 2 * e, size_t(c), d);
       });
       return;
     case Dtype::bfloat16:
-      produce_float_items(spec.n, 1, dst, k, [&](uint64_t first, uint64_t count, float* d) {
-        k.convert_bf16_to_f32(payload + 2 * first, size_t(count), d);
+      produce_float_items(plan, first, count, 1, dst, [&](uint64_t e, uint64_t c, float* d) {
+        k.convert_bf16_to_f32(payload + 2 * e, size_t(c), d);
       });
       return;
-    default:
+    default: {
       // float32 and every integer storage: the payload bytes are the decoded bytes
       // (both supported architectures are little-endian).
-      std::memcpy(out, payload, size_t(spec.n * dtype_itemsize(spec.storage)));
+      const size_t item = dtype_itemsize(plan.spec->storage);
+      std::memcpy(static_cast<uint8_t*>(out) + first * item, payload + first * item, size_t(count * item));
       return;
+    }
   }
 }
 
 }  // namespace
 
 const CodecTraits kRawCodec = {Codec::raw, "raw", parse_raw_params, raw_expected_length,
-                               check_raw_payload, decode_raw};
+                               check_raw_payload, raw_block_elems, nullptr, decode_raw_range};
 
 }  // namespace seedcore

@@ -81,13 +81,20 @@ StatsPlan make_stats_plan(const TensorSpec& spec, const uint8_t* payload) {
   return plan;
 }
 
-// Column gaussians for a tile of columns are computed once and reused by every row;
-// the tile is narrow enough (k·width ≤ 16 Ki floats) to stay in L1/L2.
-void decode_stats(const TensorSpec& spec, const uint8_t* payload, void* out, const DecodeKernels& k) {
-  const StatsPlan plan = make_stats_plan(spec, payload);
-  float* dst = static_cast<float*>(out);
+// A block is one row of the rows × cols view: every element is a function of its
+// own indices, so any run of rows decodes on its own.
+uint64_t stats_block_elems(const TensorSpec& spec) { return std::max<uint64_t>(1, spec.stats.cols); }
+
+// Column gaussians for a tile of columns are computed once per range and reused by
+// every row of it; the tile is narrow enough (k·width ≤ 16 Ki floats) to stay in L1/L2.
+void decode_stats_range(const RangeDecodePlan& plan_in, uint64_t first_row, uint64_t rows, void* out) {
+  const StatsPlan plan = make_stats_plan(*plan_in.spec, plan_in.payload);
+  const DecodeKernels& k = *plan_in.kernels;
+  const uint64_t r0 = first_row, r1 = first_row + rows;
+  float* dst = static_cast<float*>(out) + r0 * plan.cols;
+  if (rows == 0 || plan.cols == 0) return;
   if (plan.k == 0) {
-    k.generate_stats_tile(plan, nullptr, 0, plan.cols, 0, plan.rows, dst);
+    k.generate_stats_tile(plan, nullptr, 0, plan.cols, r0, r1, dst);
     return;
   }
   const uint64_t tile = std::min<uint64_t>(plan.cols, std::max<uint64_t>(8, 16384 / plan.k));
@@ -97,13 +104,13 @@ void decode_stats(const TensorSpec& spec, const uint8_t* payload, void* out, con
     for (uint32_t i = 0; i < plan.k; ++i)
       k.stats_gauss_run(stats_key(plan.seed, 3 + 2 * i), uint32_t(c0), size_t(width),
                         col_gauss.data() + i * width);
-    k.generate_stats_tile(plan, col_gauss.data(), c0, width, 0, plan.rows, dst + c0);
+    k.generate_stats_tile(plan, col_gauss.data(), c0, width, r0, r1, dst + c0);
   }
 }
 
 }  // namespace
 
 const CodecTraits kStatsCodec = {Codec::stats, "stats", parse_stats_params, stats_expected_length,
-                                 check_stats_payload, decode_stats};
+                                 check_stats_payload, stats_block_elems, nullptr, decode_stats_range};
 
 }  // namespace seedcore

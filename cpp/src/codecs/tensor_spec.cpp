@@ -93,9 +93,24 @@ void check_payload_decodable(const TensorSpec& spec, const uint8_t* payload, con
   codec_traits(spec.codec).check_payload(spec, payload, tensor_context(where, spec));
 }
 
+RangeDecodePlan plan_range_decode(const TensorSpec& spec, const uint8_t* payload, Isa isa) {
+  const CodecTraits& traits = codec_traits(spec.codec);
+  RangeDecodePlan plan;
+  plan.spec = &spec;
+  plan.payload = payload;
+  plan.kernels = &decode_kernels(isa);
+  plan.block_elems = traits.block_elems(spec);
+  plan.blocks = spec.n == 0 ? 0 : (spec.n + plan.block_elems - 1) / plan.block_elems;
+  plan.stream = is_float_dtype(spec.dtype) && plan.kernels->isa != Isa::scalar &&
+                spec.decoded_bytes() >= kStreamingMinBytes;
+  if (traits.prepare != nullptr && plan.blocks != 0) traits.prepare(plan);
+  return plan;
+}
+
 void decode_checked_payload(const TensorSpec& spec, const uint8_t* payload, void* out, Isa isa) {
   if (spec.n == 0) return;
-  codec_traits(spec.codec).decode(spec, payload, out, decode_kernels(isa));
+  const RangeDecodePlan plan = plan_range_decode(spec, payload, isa);
+  codec_traits(spec.codec).decode_range(plan, 0, plan.blocks, out);
 }
 
 void decode_payload(const TensorSpec& spec, const uint8_t* payload, uint64_t payload_length,

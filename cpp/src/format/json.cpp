@@ -1,7 +1,10 @@
 // Strict recursive-descent JSON parser (see json.h for what "strict" means).
 #include "seedcore/json.h"
 
+#include <charconv>
+#include <cmath>
 #include <cstring>
+#include <system_error>
 #include <unordered_set>
 
 #include "seedcore/error.h"
@@ -164,11 +167,13 @@ class JsonParser {
 
   uint32_t parse_number() {
     const uint32_t n = new_node(Kind::number);
-    Node& node = doc_.nodes_[n];
-    if (peek() == '-') { node.negative = true; ++pos_; }
+    const size_t start = pos_;
+    bool negative = false;
+    if (peek() == '-') { negative = true; ++pos_; }
     if (at_end()) fail("invalid number");
     uint64_t mag = 0;
     bool overflow = false;
+    int64_t int_digits = 0;  // digits of a non-zero integer part
     if (peek() == '0') {
       ++pos_;
     } else if (peek() >= '1' && peek() <= '9') {
@@ -176,29 +181,63 @@ class JsonParser {
         const uint64_t d = peek() - '0';
         if (mag > (UINT64_MAX - d) / 10) overflow = true;
         else mag = mag * 10 + d;
+        ++int_digits;
         ++pos_;
       }
     } else {
       fail("invalid number");
     }
     bool integer = true;
+    int64_t lead_zeros = 0;  // zeros after '.' before the first non-zero digit
+    bool nonzero_seen = int_digits > 0;
     if (!at_end() && peek() == '.') {
       integer = false;
       ++pos_;
       if (at_end() || peek() < '0' || peek() > '9') fail("invalid number: digits must follow '.'");
-      while (!at_end() && peek() >= '0' && peek() <= '9') ++pos_;
+      while (!at_end() && peek() >= '0' && peek() <= '9') {
+        if (peek() != '0') nonzero_seen = true;
+        else if (!nonzero_seen) ++lead_zeros;
+        ++pos_;
+      }
     }
+    int64_t exponent = 0;  // saturated far beyond binary64's range
     if (!at_end() && (peek() == 'e' || peek() == 'E')) {
       integer = false;
       ++pos_;
-      if (!at_end() && (peek() == '+' || peek() == '-')) ++pos_;
+      bool exp_negative = false;
+      if (!at_end() && (peek() == '+' || peek() == '-')) exp_negative = s_[pos_++] == '-';
       if (at_end() || peek() < '0' || peek() > '9') fail("invalid number: digits must follow the exponent");
-      while (!at_end() && peek() >= '0' && peek() <= '9') ++pos_;
+      while (!at_end() && peek() >= '0' && peek() <= '9') {
+        if (exponent < 1000000000) exponent = exponent * 10 + (peek() - '0');
+        ++pos_;
+      }
+      if (exp_negative) exponent = -exponent;
     }
+    Node& node = doc_.nodes_[n];
+    node.negative = negative;
     node.is_integer = integer;
     node.int_overflow = integer && overflow;
-    node.magnitude = integer && !overflow ? mag : 0;
+    if (integer && !overflow) {
+      node.magnitude = mag;
+    } else {
+      // The value is 0.d… × 10^order with d ≠ 0; beyond binary64's range, order > 0
+      // means it overflows and order ≤ 0 that it underflows.
+      const int64_t order = int_digits > 0 ? int_digits + exponent : exponent - lead_zeros;
+      node.real = decimal_to_double(s_.substr(start, pos_ - start), negative, order > 0);
+    }
     return n;
+  }
+
+  // The token (JSON number grammar, already checked) as the nearest binary64, as
+  // strtod in the "C" locale: std::from_chars is exact and ignores the locale, and
+  // its out-of-range answer becomes strtod's ±inf (overflow) or ±0 (underflow).
+  static double decimal_to_double(std::string_view token, bool negative, bool overflows) {
+    double v = 0.0;
+    const std::from_chars_result r = std::from_chars(token.data(), token.data() + token.size(), v);
+    if (r.ec == std::errc()) return v;
+    // result_out_of_range: the grammar was checked, so nothing else can go wrong.
+    const double inf_or_zero = overflows ? HUGE_VAL : 0.0;
+    return negative ? -inf_or_zero : inf_or_zero;
   }
 
   static int hex_value(unsigned char c) {
@@ -332,6 +371,15 @@ bool JsonDocument::unsigned_integer(uint32_t i, uint64_t& out) const {
   if (n.negative && n.magnitude != 0) return false;
   out = n.magnitude;
   return true;
+}
+
+double JsonDocument::number_value(uint32_t i) const {
+  const Node& n = nodes_[i];
+  if (n.kind != Kind::number) throw SeedError(std::string("JSON value is ") + json_kind_name(n.kind) + ", not a number");
+  if (!n.is_integer || n.int_overflow) return n.real;
+  // uint64 → binary64 rounds to nearest even, as strtod does.
+  const double magnitude = double(n.magnitude);
+  return n.negative ? -magnitude : magnitude;
 }
 
 bool JsonDocument::integer_in(uint32_t i, int64_t lo, int64_t hi, int64_t& out) const {

@@ -1,16 +1,14 @@
 // One tensor's decode cut into independent pieces of output, so that several threads
 // can decode one large tensor (decode_many). Internal to the reader.
 //
-// A piece is a run of whole codec units — 32-element blocks for q8/q4, C-element
-// blocks for prng, elements for raw — so every output element is computed by exactly
-// the kernel call, on exactly the inputs, that the whole-tensor decode uses: results
-// are bit-identical to decode_checked_payload for any cut. stats tensors (and small
-// tensors of any codec) stay one piece decoded by decode_checked_payload.
+// A piece is a run of whole codec blocks (codec_traits.h): every output element is
+// computed by exactly the kernel call, on exactly the inputs, that the whole-tensor
+// decode uses, so results are bit-identical to decode_checked_payload for any cut.
+// Nothing here knows a codec's layout: the codec's traits decode the ranges.
 #pragma once
 #include <cstdint>
-#include <memory>
 
-#include "seedcore/kernels.h"
+#include "../codecs/codec_traits.h"
 #include "seedcore/tensor_spec.h"
 
 namespace seedcore {
@@ -28,29 +26,21 @@ class TensorPieces {
   // into pieces of about `piece_bytes` of output (one piece when the tensor is smaller
   // than two of them); builds what the pieces share (prng basis tables) once.
   TensorPieces(const TensorSpec& spec, const uint8_t* payload, Isa isa, uint64_t piece_bytes);
-  ~TensorPieces();
 
   size_t count() const { return pieces_; }
+  // Bytes [begin, end) of the output that piece i writes.
+  void output_range(size_t i, uint64_t& begin, uint64_t& end) const;
   // Output bytes of piece i (for scheduling largest first).
   uint64_t piece_bytes(size_t i) const;
   // Decodes piece i into `out`, the whole tensor's output buffer (prefaulting the
   // piece's pages first). Pieces write disjoint bytes; any number may run at once.
   void decode(size_t i, void* out) const;
-  // Bytes [begin, end) of the output that piece i writes.
-  void output_range(size_t i, uint64_t& begin, uint64_t& end) const;
 
  private:
-  struct Shared;
-  const TensorSpec& spec_;
-  const uint8_t* payload_;
-  Isa isa_;
-  uint64_t units_ = 0;           // whole codec units (blocks or elements)
-  uint64_t unit_elems_ = 1;      // elements per unit
-  uint64_t units_per_piece_ = 0;
+  const CodecTraits& traits_;
+  RangeDecodePlan plan_;
+  uint64_t blocks_per_piece_ = 0;
   size_t pieces_ = 1;
-  bool split_ = false;           // false: piece 0 is decode_checked_payload
-  bool stream_ = false;          // non-temporal stores, as the whole-tensor decode would use
-  std::unique_ptr<Shared> shared_;
 };
 
 }  // namespace seedcore

@@ -3,7 +3,6 @@
 // intermediate after its last consumer.
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -146,55 +145,8 @@ std::vector<uint32_t> children(const JsonDocument& d, uint32_t i) {
   return out;
 }
 
-// The strict JSON parser keeps integers exactly but not the text of fractional
-// numbers, so the numbers' values are recovered here: number tokens are read from the
-// text in document order (skipping strings) and matched with the number nodes in a
-// pre-order walk of the document, which visits them in the same order.
-class NumberTable {
- public:
-  NumberTable(const JsonDocument& doc, std::string_view text) {
-    std::vector<double> tokens;
-    for (size_t i = 0; i < text.size();) {
-      const char c = text[i];
-      if (c == '"') {
-        for (++i; i < text.size() && text[i] != '"'; ++i)
-          if (text[i] == '\\') ++i;
-        ++i;
-      } else if (c == '-' || (c >= '0' && c <= '9')) {
-        size_t j = i + 1;
-        while (j < text.size() && (std::isdigit(static_cast<unsigned char>(text[j])) || text[j] == '.' ||
-                                   text[j] == 'e' || text[j] == 'E' || text[j] == '+' || text[j] == '-'))
-          ++j;
-        tokens.push_back(std::strtod(std::string(text.substr(i, j - i)).c_str(), nullptr));
-        i = j;
-      } else {
-        ++i;
-      }
-    }
-    size_t next = 0;
-    walk(doc, doc.root(), tokens, next);
-  }
-  double value(uint32_t node) const {
-    auto it = values_.find(node);
-    return it == values_.end() ? std::nan("") : it->second;
-  }
-
- private:
-  void walk(const JsonDocument& doc, uint32_t i, const std::vector<double>& tokens, size_t& next) {
-    const auto k = doc.kind(i);
-    if (k == Kind::number) {
-      values_[i] = next < tokens.size() ? tokens[next] : std::nan("");
-      ++next;
-    } else if (k == Kind::array || k == Kind::object) {
-      for (uint32_t c : children(doc, i)) walk(doc, c, tokens, next);
-    }
-  }
-  std::unordered_map<uint32_t, double> values_;
-};
-
 struct Parser {
   const JsonDocument& doc;
-  const NumberTable& numbers;
 
   [[noreturn]] void fail(const std::string& where, const std::string& what) const {
     throw SeedError("graph: " + where + ": " + what);
@@ -221,7 +173,7 @@ struct Parser {
   }
   double number(uint32_t i, const std::string& where) const {
     if (doc.kind(i) != Kind::number) fail(where, "must be a number");
-    const double v = numbers.value(i);
+    const double v = doc.number_value(i);
     if (!std::isfinite(v)) fail(where, "must be a finite number");
     return v;
   }
@@ -337,8 +289,7 @@ Graph::Graph(std::string_view graph_json, const std::unordered_map<std::string, 
     : impl_(new Impl) {
   using namespace graph;
   const JsonDocument doc = JsonDocument::parse(graph_json, "graph");
-  const NumberTable numbers(doc, graph_json);
-  const Parser p{doc, numbers};
+  const Parser p{doc};
   const uint32_t root = doc.root();
   p.exact_keys(root, {"version", "inputs", "outputs", "nodes"}, "graph");
   int64_t version = 0;
@@ -470,8 +421,8 @@ Graph::Graph(std::string_view graph_json, const std::unordered_map<std::string, 
         return x;
       };
       auto number = [&]() {
-        if (doc.kind(v) != Kind::number || !std::isfinite(numbers.value(v))) node_error(n, an + " must be a finite number");
-        return numbers.value(v);
+        if (doc.kind(v) != Kind::number || !std::isfinite(doc.number_value(v))) node_error(n, an + " must be a finite number");
+        return doc.number_value(v);
       };
       const std::string name = as.name;
       switch (as.kind) {
