@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -33,12 +34,19 @@ def decode_file(path: str, *, threads: int = 0, impl: str = "auto", max_bytes: i
     """Opens and checks ``path`` with the native reader (with ``verify``, every
     payload checksum first) and decodes every tensor: a dict name -> numpy array
     in file order.  Decoding checks each payload's checksum anyway."""
+    return _decode_with_metadata(path, threads=threads, impl=impl, max_bytes=max_bytes, verify=verify)[1]
+
+
+def _decode_with_metadata(path: str, *, threads: int, impl: str, max_bytes: int | None,
+                          verify: bool = False) -> tuple[dict, dict]:
+    """decode_file, plus the file's metadata as validated by the native reader."""
     native = _native()
     kwargs = {} if max_bytes is None else {"max_bytes": int(max_bytes)}
     with native.SeedFile(os.fspath(path), **kwargs) as sf:
         if verify:
             sf.verify()
-        return dict(sf.decode_all(threads=int(threads), impl=str(impl)))
+        tensors = dict(sf.decode_all(threads=int(threads), impl=str(impl)))
+        return json.loads(sf.metadata_json), tensors
 
 
 def assemble(seed_or_path: Any, threads: int = 0, *, impl: str = "auto",
@@ -63,11 +71,8 @@ def assemble(seed_or_path: Any, threads: int = 0, *, impl: str = "auto",
         name, source, graph, path = seed.model_name, seed.model_source, seed.graph, seed.path
     elif isinstance(seed_or_path, (str, os.PathLike)):
         path = os.fspath(seed_or_path)
-        tensors = decode_file(path, threads=threads, impl=impl, max_bytes=max_bytes)
-        from .format import SeedReader
-
-        with SeedReader(path, verify_payloads=False, max_bytes=max_bytes) as r:
-            name, source, graph = r.model_name, r.model_source, r.graph
+        meta, tensors = _decode_with_metadata(path, threads=threads, impl=impl, max_bytes=max_bytes)
+        name, source, graph = meta["model"]["name"], meta["model"]["source"], meta["graph"]
     else:
         raise SeedError(f"assemble: expected a Seed or a path to a .seed file, got {type(seed_or_path).__name__}")
     return Model(tensors, name=name, source=source, graph=graph, seed_path=path,
