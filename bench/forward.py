@@ -1,7 +1,7 @@
 """Native forward pass vs onnxruntime, both single-threaded, in one run.
 
     python bench/forward.py MODEL.seed MODEL.onnx [--batch 1 32] [--seq 128] [--repeats 15]
-    python bench/forward.py --gemm            # GEMM alone vs numpy matmul (OPENBLAS_NUM_THREADS=1)
+    python bench/forward.py --gemm            # linear / 1x1 conv nodes vs numpy and onnxruntime
 
 The .seed must carry a graph (metadata.graph); its tensors are decoded natively and
 handed to seedcore._native.Graph. Inputs are made from the graph's input specs:
@@ -84,26 +84,75 @@ def bench_model(args) -> None:
         print(f"{batch:>5} {t_nat * 1e3:>10.2f} {t_ort * 1e3:>10.2f} {t_ort / t_nat:>10.2f} {diff:>17.2e}")
 
 
+def _ort_session(nodes, inputs, outputs, inits):
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
+                          [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in outputs],
+                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
 def bench_gemm(args) -> None:
+    """linear (y = x·Wᵀ + b, MiniLM-like) and 1x1 conv2d (MobileNetV2-like) nodes alone,
+    native vs numpy (OpenBLAS) vs onnxruntime, all single-threaded."""
+    from onnx import helper
+
     from seedcore import _native
 
     rng = np.random.default_rng(0)
-    shapes = [(128, 384, 1536), (128, 1536, 384), (128, 384, 384), (16, 384, 1536), (4096, 384, 1536)]
-    print(f"GEMM y = x·Wᵀ (linear node), median of {args.repeats}, single thread; numpy: x @ W.T "
-          f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')})")
-    print(f"{'M':>5} {'K':>5} {'N':>5} {'impl':>6} {'native ms':>10} {'GFLOP/s':>8} {'numpy ms':>9} {'np/native':>9}")
-    for m, k, n in shapes:
-        g = {"version": 1, "inputs": [{"name": "x", "dtype": "float32", "shape": [m, k]}],
-             "outputs": [{"name": "y", "dtype": "float32", "shape": [m, n]}],
-             "nodes": [{"op": "linear", "in": ["x", "w"], "out": ["y"], "attrs": {}, "path": "fc"}]}
+    try:
+        import onnxruntime  # noqa: F401
+        have_ort = True
+    except ImportError:
+        have_ort = False
+    # (kind, M, K, N): linear M tokens x K in -> N out; conv: M pixels (HxW), K in-channels, N out-channels
+    shapes = [("linear", 128, 384, 1536), ("linear", 128, 1536, 384), ("linear", 128, 384, 384),
+              ("linear", 1, 384, 384), ("linear", 16, 384, 1536), ("conv1x1", 3136, 32, 16),
+              ("conv1x1", 3136, 24, 144), ("conv1x1", 784, 192, 32), ("conv1x1", 196, 384, 64)]
+    print(f"single thread, median of {args.repeats}; numpy: x @ W.T + b (OPENBLAS_NUM_THREADS="
+          f"{os.environ.get('OPENBLAS_NUM_THREADS')}); ort: onnxruntime Gemm / Conv; "
+          f"isa={_native.cpu_features()['isa']}; load {os.getloadavg()[0]:.2f}")
+    print(f"{'kind':>8} {'M':>5} {'K':>5} {'N':>5} {'impl':>6} {'native ms':>10} {'GFLOP/s':>8} "
+          f"{'numpy ms':>9} {'ort ms':>8} {'np/nat':>7} {'ort/nat':>7}")
+    for kind, m, k, n in shapes:
         w = rng.standard_normal((n, k)).astype(np.float32)
-        x = rng.standard_normal((m, k)).astype(np.float32)
-        graph = _native.Graph(json.dumps(g), {"w": w})
-        t_np = median_time(lambda: x @ w.T, args.repeats)
+        bias = rng.standard_normal(n).astype(np.float32)
+        if kind == "linear":
+            x = rng.standard_normal((m, k)).astype(np.float32)
+            node = {"op": "linear", "in": ["x", "w", "b"], "out": ["y"], "attrs": {}, "path": "fc"}
+            gshape_in, gshape_out = [m, k], [m, n]
+            weights = {"w": w, "b": bias}
+            t_np = median_time(lambda: x @ w.T + bias, args.repeats)
+            sess = have_ort and _ort_session([helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)],
+                                             [("x", [m, k])], [("y", [m, n])], {"w": w, "b": bias})
+        else:
+            hw = int(round(m ** 0.5))
+            x = rng.standard_normal((1, k, hw, hw)).astype(np.float32)
+            node = {"op": "conv2d", "in": ["x", "w", "b"], "out": ["y"], "path": "conv",
+                    "attrs": {"stride": [1, 1], "padding": [0, 0], "dilation": [1, 1], "groups": 1}}
+            gshape_in, gshape_out = [1, k, hw, hw], [1, n, hw, hw]
+            weights = {"w": w.reshape(n, k, 1, 1), "b": bias}
+            x2 = x.reshape(k, m)
+            t_np = median_time(lambda: w @ x2 + bias[:, None], args.repeats)
+            sess = have_ort and _ort_session([helper.make_node("Conv", ["x", "w", "b"], ["y"])],
+                                             [("x", gshape_in)], [("y", gshape_out)],
+                                             {"w": w.reshape(n, k, 1, 1), "b": bias})
+        g = {"version": 1, "inputs": [{"name": "x", "dtype": "float32", "shape": gshape_in}],
+             "outputs": [{"name": "y", "dtype": "float32", "shape": gshape_out}], "nodes": [node]}
+        graph = _native.Graph(json.dumps(g), weights)
+        t_ort = median_time(lambda: sess.run(None, {"x": x}), args.repeats) if sess else float("nan")
         for impl in args.impls:
             t = median_time(lambda: graph.run({"x": x}, threads=1, impl=impl), args.repeats)
-            print(f"{m:>5} {k:>5} {n:>5} {impl:>6} {t * 1e3:>10.3f} {2 * m * n * k / t / 1e9:>8.1f} "
-                  f"{t_np * 1e3:>9.3f} {t_np / t:>9.2f}")
+            print(f"{kind:>8} {m:>5} {k:>5} {n:>5} {impl:>6} {t * 1e3:>10.3f} {2 * m * n * k / t / 1e9:>8.1f} "
+                  f"{t_np * 1e3:>9.3f} {t_ort * 1e3:>8.3f} {t_np / t:>7.2f} {t_ort / t:>7.2f}")
 
 
 def main() -> None:
@@ -113,7 +162,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, nargs="+", default=[1, 32])
     p.add_argument("--seq", type=int, default=128, help="size of non-batch symbolic dims")
     p.add_argument("--repeats", type=int, default=15)
-    p.add_argument("--gemm", action="store_true", help="benchmark the GEMM alone against numpy")
+    p.add_argument("--gemm", action="store_true", help="benchmark linear / 1x1 conv nodes alone against numpy and onnxruntime")
     p.add_argument("--impls", nargs="+", default=["auto"])
     args = p.parse_args()
     if args.gemm:

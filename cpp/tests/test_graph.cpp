@@ -2,6 +2,7 @@
 // strides, depthwise 3x3 over strides/dilations/tails), small graphs end to end
 // against hand-computed results, thread-count independence, and bad graphs/inputs
 // refused with SeedError.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -46,22 +47,38 @@ class InlineRunner : public TaskRunner {
   unsigned w_;
 };
 
+// Every GEMM kernel table this build/CPU has: scalar, then AVX2 and (where the CPU
+// has it) AVX-512 on x86, NEON on aarch64.
+std::vector<const GraphKernels*> gemm_tables() {
+  std::vector<const GraphKernels*> out{&graph_kernels(Isa::scalar)};
+  for (Isa isa : simd_isas())
+    for (bool avx512 : {false, true}) {
+      const GraphKernels* k = &graph_kernels(isa, avx512);
+      if (std::find(out.begin(), out.end(), k) == out.end()) out.push_back(k);
+    }
+  return out;
+}
+
 void test_gemm() {
-  const int sizes[][3] = {{1, 1, 1}, {1, 7, 3}, {5, 1, 17}, {6, 16, 16}, {7, 33, 17}, {13, 300, 31}, {97, 65, 260},
-                          {2, 513, 5}, {31, 257, 16}, {100, 20, 1}, {1, 384, 1536}, {130, 17, 300}};
+  const int sizes[][3] = {{1, 1, 1},    {1, 7, 3},      {5, 1, 17},    {6, 16, 16},  {7, 33, 17},
+                          {13, 300, 31}, {97, 65, 260}, {2, 513, 5},   {31, 257, 16}, {100, 20, 1},
+                          {1, 384, 1536}, {130, 17, 300}, {12, 256, 32}, {160, 600, 70}, {16, 32, 1024}, {300, 40, 50}};
   InlineRunner many(3);
-  for (Isa isa : [] { auto v = simd_isas(); v.insert(v.begin(), Isa::scalar); return v; }()) {
-    const GraphKernels& k = graph_kernels(isa);
+  for (const GraphKernels* kp : gemm_tables()) {
+    const GraphKernels& k = *kp;
+    const Isa isa = k.isa;
     for (auto& s : sizes) {
-      for (int layout = 0; layout < 4; ++layout) {
+      for (int layout = 0; layout < 8; ++layout) {
         const int64_t M = s[0], K = s[1], N = s[2];
         std::vector<float> A = randn(size_t(M * K)), B = randn(size_t(K * N)), C0 = randn(size_t(M * N));
+        std::vector<float> bm = randn(size_t(M)), bn = randn(size_t(N));
         GemmArgs g;
         g.M = M; g.N = N; g.K = K;
         g.a = A.data(); g.b = B.data();
-        const bool at = layout & 1, bt = layout & 2;
+        const bool at = layout & 1, bt = layout & 2, bias = layout & 4;
         g.a_rs = at ? 1 : K; g.a_cs = at ? M : 1;
         g.b_ks = bt ? 1 : N; g.b_ns = bt ? K : 1;
+        if (bias) { g.bias_m = bm.data(); g.bias_n = bn.data(); }
         std::vector<float> ref = C0, got = C0, got2 = C0;
         for (bool acc : {false, true}) {
           g.accumulate = acc;
@@ -75,21 +92,81 @@ void test_gemm() {
           if (!acc) std::fill(gt.begin(), gt.end(), 0.0f);
           GemmArgs gt_args = g; gt_args.c = gt.data(); gt_args.c_rs = 1; gt_args.c_cs = M;
           gemm(gt_args, k, &many);
+          // B packed ahead (gemm_pack_b), single- and multi-task
+          std::vector<float> pre = C0, pre2 = C0;
+          const std::vector<float> bpk = gemm_pack_b(g, k);
+          GemmArgs gp = g; gp.b_packed = bpk.data(); gp.b = nullptr;
+          gp.c = pre.data(); gemm(gp, k, nullptr);
+          gp.c = pre2.data(); gemm(gp, k, &many);
           double worst = 0;
           bool same_threads = true;
           for (int64_t i = 0; i < M * N; ++i) {
             const double tol = 1e-5 * (std::sqrt(double(K)) * 4 + 4);
             worst = std::max(worst, std::abs(double(got[size_t(i)]) - ref[size_t(i)]) / tol);
             same_threads &= got[size_t(i)] == got2[size_t(i)];
+            same_threads &= pre[size_t(i)] == got[size_t(i)] && pre2[size_t(i)] == got[size_t(i)];
             const int64_t r = i / N, c = i % N;
             same_threads &= gt[size_t(c * M + r)] == got[size_t(i)];
           }
-          CHECK_MSG(worst <= 1.0, "%s gemm M=%lld K=%lld N=%lld layout=%d acc=%d: error %.3g x tol", isa_name(isa),
-                    (long long)M, (long long)K, (long long)N, layout, int(acc), worst);
-          CHECK_MSG(same_threads, "%s gemm M=%lld K=%lld N=%lld: result depends on tasks/threads/C layout",
-                    isa_name(isa), (long long)M, (long long)K, (long long)N);
+          CHECK_MSG(worst <= 1.0, "%s(mr=%d) gemm M=%lld K=%lld N=%lld layout=%d acc=%d: error %.3g x tol",
+                    isa_name(isa), k.mr, (long long)M, (long long)K, (long long)N, layout, int(acc), worst);
+          CHECK_MSG(same_threads, "%s(mr=%d) gemm M=%lld K=%lld N=%lld: result depends on tasks/threads/C layout",
+                    isa_name(isa), k.mr, (long long)M, (long long)K, (long long)N);
           ref = C0; got = C0; got2 = C0;
         }
+      }
+    }
+  }
+}
+
+// Each SIMD micro-kernel against the scalar one on the same packed panels, tile by
+// tile (the scalar kernel's tile is smaller, so it covers the SIMD tile in pieces).
+void test_gemm_micro_twins() {
+  const GraphKernels& sk = graph_kernels(Isa::scalar);
+  for (const GraphKernels* kp : gemm_tables()) {
+    const GraphKernels& k = *kp;
+    if (&k == &sk) continue;
+    for (int kc : {1, 3, 4, 7, 256}) {
+      for (bool acc : {false, true}) {
+        const int MR = k.mr, NR = k.nr;
+        // b is padded: the scalar tile reading the last columns may run past NR
+        std::vector<float> a = randn(size_t(kc * MR)), b = randn(size_t(kc * NR + sk.nr)), c0 = randn(size_t(MR * NR));
+        std::vector<float> got = c0, want = c0;
+        k.gemm_micro(kc, a.data(), b.data(), NR, got.data(), NR, acc);
+        for (int i0 = 0; i0 < MR; i0 += sk.mr)
+          for (int j0 = 0; j0 < NR; j0 += sk.nr) {
+            std::vector<float> as(size_t(kc * sk.mr), 0.0f);
+            for (int kk = 0; kk < kc; ++kk)
+              for (int i = 0; i < sk.mr && i0 + i < MR; ++i) as[size_t(kk * sk.mr + i)] = a[size_t(kk * MR + i0 + i)];
+            std::vector<float> ct(size_t(sk.mr * sk.nr), 0.0f);
+            for (int i = 0; i < sk.mr && i0 + i < MR; ++i)
+              for (int j = 0; j < sk.nr && j0 + j < NR; ++j) ct[size_t(i * sk.nr + j)] = c0[size_t((i0 + i) * NR + j0 + j)];
+            sk.gemm_micro(kc, as.data(), b.data() + j0, NR, ct.data(), sk.nr, acc);
+            for (int i = 0; i < sk.mr && i0 + i < MR; ++i)
+              for (int j = 0; j < sk.nr && j0 + j < NR; ++j) want[size_t((i0 + i) * NR + j0 + j)] = ct[size_t(i * sk.nr + j)];
+          }
+        double worst = 0;
+        for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, double(std::abs(got[i] - want[i])));
+        CHECK_MSG(worst <= 1e-5 * (std::sqrt(double(kc)) * 4 + 4), "%s(mr=%d) gemm micro-kernel kc=%d acc=%d: error %.3g",
+                  isa_name(k.isa), k.mr, kc, int(acc), worst);
+      }
+    }
+  }
+}
+
+// Each transposing B packer against the scalar one (ragged rows and k included).
+void test_gemm_pack_bt_twins() {
+  const GraphKernels& sk = graph_kernels(Isa::scalar);
+  for (const GraphKernels* kp : gemm_tables()) {
+    for (int64_t K : {1, 7, 8, 19, 256}) {
+      for (int nr = 1; nr <= kp->nr; nr += 5) {
+        const ptrdiff_t w_rs = K + 3;
+        std::vector<float> w = randn(size_t(kp->nr * w_rs));
+        std::vector<float> got(size_t(K * kp->nr), -1.0f), want(size_t(K * kp->nr), -2.0f);
+        kp->gemm_pack_bt(w.data(), w_rs, K, nr, kp->nr, got.data());
+        sk.gemm_pack_bt(w.data(), w_rs, K, nr, kp->nr, want.data());
+        CHECK_MSG(got == want, "%s(mr=%d) gemm_pack_bt K=%lld nr=%d differs from the scalar packer",
+                  isa_name(kp->isa), kp->mr, (long long)K, nr);
       }
     }
   }
@@ -303,6 +380,8 @@ void test_bad_graphs() {
 
 int main() {
   test_gemm();
+  test_gemm_micro_twins();
+  test_gemm_pack_bt_twins();
   test_depthwise();
   test_conv_graph();
   test_mlp_graph();

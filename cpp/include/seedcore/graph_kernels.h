@@ -1,31 +1,37 @@
 // Kernels of the native forward pass: GEMM and depthwise 3x3 convolution, one
 // implementation per ISA (scalar reference, AVX2+FMA, NEON) behind one table.
 //
-// The GEMM is split in two layers:
-//   * a micro-kernel (per ISA) that computes one mr x NR tile of C over kc steps of
-//     k, reading A by broadcasting single elements (any strides, so A is never
-//     packed) and B as contiguous NR-float rows of a panel;
-//   * a driver (gemm.cpp, ISA-independent) that blocks M, N and K, hands B panels to
-//     the micro-kernel directly when B is row-major (packing only the ragged last
-//     panel, or all of B when its columns are strided), and splits the work over a
-//     thread pool.
-// Determinism: K is cut into chunks of a fixed kGemmKc, each chunk accumulates into
+// The GEMM is split in two layers (GotoBLAS / BLIS style):
+//   * a micro-kernel (per ISA) that computes one full MR x NR tile of C over kc steps
+//     of k from a packed A micro-panel (MR floats per k, so A is read with aligned
+//     broadcasts from one stream) and NR contiguous floats of B per k;
+//   * a driver (gemm.cpp, ISA-independent) that packs an MC x KC block of A per task
+//     (it stays in L2 while the kernel sweeps the B micro-panels, each KC x NR and
+//     resident in L1), packs B into KC x NR micro-panels once per call (or reads B in
+//     place when it is row-major with room for whole panels), handles ragged edges
+//     and transposed C through a small tile, and splits the work over a thread pool.
+// Determinism: K is cut into chunks of the table's fixed kc, each chunk accumulates into
 // C in k order, so every element of C sees the same operations whatever the thread
-// count or the way tiles are handed out.
+// count, the M/N blocking or the way tiles are handed out.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 #include "seedcore/cpu.h"
 
 namespace seedcore {
 
-// c[i*c_rs + j] (+)= sum_{k<kc} a[i*a_rs + k*a_cs] * b[k*b_ks + j], i < mr, j < nr.
-// b must hold NR readable floats per k; c must hold NR writable floats per row.
-using GemmMicroKernelFn = void (*)(int mr, int kc, const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs,
-                                   const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
-                                   bool accumulate);
+// c[i*c_rs + j] (+)= sum_{k<kc} a[k*MR + i] * b[k*b_ks + j] for the whole tile i < MR,
+// j < NR, in k order. `a` is a packed A micro-panel; `b` holds NR readable floats per k
+// (a packed B micro-panel with b_ks == NR, or row-major B read in place).
+using GemmMicroKernelFn = void (*)(int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c,
+                                   ptrdiff_t c_rs, bool accumulate);
+
+// Packs one B panel whose columns are contiguous rows of `w` (a linear layer's weight,
+// B = Wᵀ): dst[k*NR + j] = w[j*w_rs + k] for k < K, j < nr, and 0 for nr <= j < NR.
+using GemmPackBtFn = void (*)(const float* w, ptrdiff_t w_rs, int64_t K, int nr, int NR, float* dst);
 
 // Depthwise 3x3 convolution of one channel over a zero-padded input plane:
 // out[oh*OW + ow] = bias + sum_{kh,kw} w[kh*3+kw] * in[(oh*stride + kh*dil)*in_w + ow*stride + kw*dil].
@@ -36,14 +42,17 @@ using Depthwise3x3Fn = void (*)(const float* in, int64_t in_w, int64_t oh_count,
 struct GraphKernels {
   Isa isa;
   int mr, nr;  // micro-kernel tile
+  int kc;      // K chunk: fixed per table, never derived from the thread count
   GemmMicroKernelFn gemm_micro;
+  GemmPackBtFn gemm_pack_bt;
   Depthwise3x3Fn depthwise3x3;
 };
 
-// Throws SeedError when this build/CPU lacks `isa`.
-const GraphKernels& graph_kernels(Isa isa);
+// Throws SeedError when this build/CPU lacks `isa`. On x86 with AVX-512 (F, BW, VL, DQ;
+// cpuid + OS ZMM state) the avx2 table carries the AVX-512 GEMM micro-kernel unless
+// allow_avx512 is false (tests and benchmarks use that to reach the AVX2 one).
+const GraphKernels& graph_kernels(Isa isa, bool allow_avx512 = true);
 
-constexpr int kGemmKc = 256;  // K chunk: fixed, never derived from the thread count
 
 // Runs fn(task, worker) for task in [0, n); worker < workers(). Implemented by the
 // executor's thread pool; a null runner means "run inline".
@@ -54,16 +63,28 @@ class TaskRunner {
   virtual void run(size_t n, const std::function<void(size_t, unsigned)>& fn) = 0;
 };
 
-// C(i, j) = sum_k A(i, k) * B(k, j) (+ C(i, j) when accumulate), i < M, j < N, with
-// A(i, k) = a[i*a_rs + k*a_cs], B(k, j) = b[k*b_ks + j*b_ns], C(i, j) = c[i*c_rs + j*c_cs].
+// C(i, j) = [C(i, j) when accumulate] + [bias_m[i]] + [bias_n[j]] + sum_k A(i, k) * B(k, j),
+// i < M, j < N, added in that order, with A(i, k) = a[i*a_rs + k*a_cs],
+// B(k, j) = b[k*b_ks + j*b_ns], C(i, j) = c[i*c_rs + j*c_cs]. The biases (optional)
+// are written into each C tile just before its first K chunk, so they cost no pass.
 struct GemmArgs {
   int64_t M = 0, N = 0, K = 0;
   const float* a = nullptr; ptrdiff_t a_rs = 0, a_cs = 1;
   const float* b = nullptr; ptrdiff_t b_ks = 0, b_ns = 1;
   float* c = nullptr; ptrdiff_t c_rs = 0, c_cs = 1;
+  const float* bias_m = nullptr;  // per row of C (a convolution's output channel)
+  const float* bias_n = nullptr;  // per column of C (a linear layer's output feature)
+  // Optional: B already packed by gemm_pack_b for the same kernels (b, b_ks, b_ns are then
+  // unused). For weights that stay fixed across runs, packing once at load saves the
+  // per-call transposing pack (about a quarter of a linear layer's GEMM time here).
+  const float* b_packed = nullptr;
   bool accumulate = false;
 };
 void gemm(const GemmArgs& args, const GraphKernels& kernels, TaskRunner* runner);
+
+// B (args.K x args.N, from args.b / b_ks / b_ns) as the panels gemm reads with
+// args.b_packed: ceil(N / nr) panels of K x nr floats, columns past N zero.
+std::vector<float> gemm_pack_b(const GemmArgs& args, const GraphKernels& kernels);
 
 // Straight triple loop in k order (double-free, float accumulation): the test oracle.
 void gemm_reference(const GemmArgs& args);

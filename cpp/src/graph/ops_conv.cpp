@@ -93,13 +93,9 @@ Value run_conv2d(const Node& n, const std::vector<const Value*>& in, RunContext&
       ga.a = wp + g * OCg * Kg; ga.a_rs = Kg; ga.a_cs = 1;
       ga.b = B; ga.b_ks = P; ga.b_ns = 1;
       ga.c = yp + (img * OC + g * OCg) * P; ga.c_rs = P; ga.c_cs = 1;
+      ga.bias_m = bp ? bp + g * OCg : nullptr;  // added in the GEMM's tiles, no extra pass
       gemm(ga, ctx.kernels, ctx.runner);
     }
-    if (bp)
-      for (int64_t oc = 0; oc < OC; ++oc) {
-        float* row = yp + (img * OC + oc) * P;
-        for (int64_t p = 0; p < P; ++p) row[p] += bp[oc];
-      }
   }
   return y;
 }

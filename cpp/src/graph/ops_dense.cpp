@@ -23,24 +23,15 @@ Value run_linear(const Node& n, const std::vector<const Value*>& in, RunContext&
   Value y = new_value(ElemType::f32, shape);
   const int64_t M = K > 0 ? x.numel() / K : y.numel() / std::max<int64_t>(N, 1);
   float* yp = mut_f32(y);
+  // y = x · Wᵀ + b: x is the packed A side (MC x KC blocks), Wᵀ the B panels (packed
+  // once per call), y rows stored in place, the bias written into each tile up front.
   GemmArgs g;
-  if (M < N) {  // C^T = W · x^T: packs the activations (x), never the weights
-    g.M = N; g.N = M; g.K = K;
-    g.a = w.f32(); g.a_rs = K; g.a_cs = 1;
-    g.b = x.f32(); g.b_ks = 1; g.b_ns = K;
-    g.c = yp; g.c_rs = 1; g.c_cs = N;
-  } else {      // C = x · W^T: packs the weights, stores rows directly
-    g.M = M; g.N = N; g.K = K;
-    g.a = x.f32(); g.a_rs = K; g.a_cs = 1;
-    g.b = w.f32(); g.b_ks = 1; g.b_ns = K;
-    g.c = yp; g.c_rs = N; g.c_cs = 1;
-  }
+  g.M = M; g.N = N; g.K = K;
+  g.a = x.f32(); g.a_rs = K; g.a_cs = 1;
+  g.b = w.f32(); g.b_ks = 1; g.b_ns = K;
+  g.c = yp; g.c_rs = N; g.c_cs = 1;
+  g.bias_n = b ? b->f32() : nullptr;
   gemm(g, ctx.kernels, ctx.runner);
-  if (b) {
-    const float* bp = b->f32();
-    for (int64_t m = 0; m < M; ++m)
-      for (int64_t o = 0; o < N; ++o) yp[m * N + o] += bp[o];
-  }
   return y;
 }
 

@@ -1,7 +1,11 @@
-// The ISA-independent GEMM driver: blocks M (kMc rows of A per task), N (kNc columns
-// per task) and K (kGemmKc, fixed), feeds the per-ISA micro-kernel, and packs B only
-// where its panels are not already NR contiguous floats per k.
+// The ISA-independent GEMM driver (GotoBLAS / BLIS loop order). Per call, B is packed
+// once into KC x NR micro-panels (all of K per panel, chunk pc starting at pc*NR),
+// unless it is row-major and may be read in place. Per task (an MC-row block of A
+// times a range of B panels) and per K chunk, the MC x KC block of A is packed into
+// MR-row micro-panels in a per-worker buffer (L2); the micro-kernel then sweeps every
+// A micro-panel against one B micro-panel (KC x NR, L1) before moving to the next.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -12,7 +16,8 @@
 namespace seedcore {
 namespace {
 
-constexpr int kMaxMr = 8, kMaxNr = 16;
+constexpr int kMaxMr = 16, kMaxNr = 32;
+constexpr int64_t kMcTarget = 144;  // rows of A per block: MC x KC floats (~144 KiB) stay in L2
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -24,12 +29,99 @@ void run_tasks(TaskRunner* runner, size_t n, const std::function<void(size_t, un
   }
 }
 
+struct AlignedFree {
+  void operator()(float* p) const { std::free(p); }
+};
+using AlignedFloats = std::unique_ptr<float[], AlignedFree>;
+AlignedFloats alloc_floats(int64_t n) {
+  if (n <= 0) return AlignedFloats(nullptr);
+  const size_t bytes = (size_t(n) * sizeof(float) + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, bytes);
+  if (p == nullptr) throw SeedError("gemm: out of memory for packing buffers");
+  return AlignedFloats(static_cast<float*>(p));
+}
+
+// Rows [i0, i0 + rows) x columns [k0, k0 + kc) of A as MR-row micro-panels:
+// dst[(r / MR) * kc * MR + k * MR + r % MR], rows past `rows` zero. MR is a template
+// argument so the row loop unrolls into MR streams and one contiguous MR-float write.
+template <int MR>
+void pack_a_block_mr(const GemmArgs& g, int64_t i0, int64_t rows, int64_t k0, int kc, float* dst) {
+  const ptrdiff_t a_rs = g.a_rs, a_cs = g.a_cs;
+  for (int64_t r0 = 0; r0 < rows; r0 += MR, dst += int64_t(kc) * MR) {
+    const int mr = int(std::min<int64_t>(MR, rows - r0));
+    const float* src = g.a + (i0 + r0) * a_rs + k0 * a_cs;
+    if (mr == MR && a_cs == 1) {  // rows contiguous in k: MR streams
+      const float* row[MR];
+      for (int r = 0; r < MR; ++r) row[r] = src + r * a_rs;
+      for (int k = 0; k < kc; ++k)
+        for (int r = 0; r < MR; ++r) dst[k * MR + r] = row[r][k];
+    } else if (mr == MR && a_rs == 1) {  // columns contiguous: a copy of MR floats per k
+      for (int k = 0; k < kc; ++k)
+        for (int r = 0; r < MR; ++r) dst[k * MR + r] = src[k * a_cs + r];
+    } else {
+      for (int k = 0; k < kc; ++k)
+        for (int r = 0; r < MR; ++r) dst[k * MR + r] = r < mr ? src[r * a_rs + k * a_cs] : 0.0f;
+    }
+  }
+}
+
+void pack_a_block(const GemmArgs& g, int MR, int64_t i0, int64_t rows, int64_t k0, int kc, float* dst) {
+  switch (MR) {
+    case 4: return pack_a_block_mr<4>(g, i0, rows, k0, kc, dst);
+    case 6: return pack_a_block_mr<6>(g, i0, rows, k0, kc, dst);
+    case 8: return pack_a_block_mr<8>(g, i0, rows, k0, kc, dst);
+    case 12: return pack_a_block_mr<12>(g, i0, rows, k0, kc, dst);
+    default: throw SeedError("gemm: no A packing for this micro-kernel height");
+  }
+}
+
+// Columns [col0, col0 + NR) x rows [k0, k0 + kc) of B: dst[k * NR + j], columns past N zero.
+void pack_b_panel(const GemmArgs& g, const GraphKernels& kern, int64_t col0, int64_t k0, int64_t kc, float* dst) {
+  const int NR = kern.nr;
+  const int nr = int(std::min<int64_t>(NR, g.N - col0));
+  if (g.b_ks == 1) {  // B columns are contiguous rows (a linear layer's weight): transpose
+    kern.gemm_pack_bt(g.b + col0 * g.b_ns + k0, g.b_ns, kc, nr, NR, dst);
+    return;
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* src = g.b + (k0 + k) * g.b_ks + col0 * g.b_ns;
+    float* d = dst + k * NR;
+    if (g.b_ns == 1)
+      for (int j = 0; j < nr; ++j) d[j] = src[j];
+    else
+      for (int j = 0; j < nr; ++j) d[j] = src[j * g.b_ns];
+    for (int j = nr; j < NR; ++j) d[j] = 0.0f;
+  }
+}
+
+// Before a tile's first K chunk: t[i*rs + j] = [t[i*rs + j]] + [bias_m] + [bias_n]
+// (the old value only when accumulating), in the order gemm_reference adds them.
+void start_tile(const GemmArgs& g, int64_t i0, int64_t j0, int mr, int nr, float* t, ptrdiff_t rs) {
+  const float* bn = g.bias_n ? g.bias_n + j0 : nullptr;
+  for (int i = 0; i < mr; ++i) {
+    float* row = t + i * rs;
+    const float bm = g.bias_m ? g.bias_m[i0 + i] : 0.0f;
+    if (!g.accumulate && !g.bias_m && bn) {
+      for (int j = 0; j < nr; ++j) row[j] = bn[j];
+      continue;
+    }
+    for (int j = 0; j < nr; ++j) {
+      float v = g.accumulate ? row[j] : 0.0f;
+      if (g.bias_m) v += bm;
+      if (bn) v += bn[j];
+      row[j] = v;
+    }
+  }
+}
+
 }  // namespace
 
 void gemm_reference(const GemmArgs& g) {
   for (int64_t i = 0; i < g.M; ++i)
     for (int64_t j = 0; j < g.N; ++j) {
       float acc = g.accumulate ? g.c[i * g.c_rs + j * g.c_cs] : 0.0f;
+      if (g.bias_m) acc += g.bias_m[i];
+      if (g.bias_n) acc += g.bias_n[j];
       for (int64_t k = 0; k < g.K; ++k) acc += g.a[i * g.a_rs + k * g.a_cs] * g.b[k * g.b_ks + j * g.b_ns];
       g.c[i * g.c_rs + j * g.c_cs] = acc;
     }
@@ -38,53 +130,68 @@ void gemm_reference(const GemmArgs& g) {
 void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
   if (g.M <= 0 || g.N <= 0) return;
   if (g.K <= 0) {
-    if (!g.accumulate)
-      for (int64_t i = 0; i < g.M; ++i)
-        for (int64_t j = 0; j < g.N; ++j) g.c[i * g.c_rs + j * g.c_cs] = 0.0f;
+    for (int64_t i = 0; i < g.M; ++i)
+      for (int64_t j = 0; j < g.N; ++j) {
+        float& c = g.c[i * g.c_rs + j * g.c_cs];
+        float v = g.accumulate ? c : 0.0f;
+        if (g.bias_m) v += g.bias_m[i];
+        if (g.bias_n) v += g.bias_n[j];
+        c = v;
+      }
     return;
   }
   const int MR = kern.mr, NR = kern.nr;
+  const int64_t KC = kern.kc;
   if (MR > kMaxMr || NR > kMaxNr) throw SeedError("gemm: micro-kernel tile too large");
   const int64_t n_panels = ceil_div(g.N, NR);
-  // Panels [0, direct_panels) are read straight from B; the others are packed.
-  const int64_t direct_panels = g.b_ns == 1 ? g.N / NR : 0;
+  // Blocking: MC rows of A per task; single-threaded every task spans all of N (A is
+  // packed once per K chunk), with workers the N range is cut so there are about
+  // four tasks per worker. Blocking never changes any element's operations.
+  const int64_t mc = int64_t(MR) * std::max<int64_t>(1, kMcTarget / MR);
+  const int64_t m_blocks = ceil_div(g.M, mc);
+  const unsigned workers = runner ? std::max(1u, runner->workers()) : 1u;
+  int64_t n_blocks = 1;
+  if (workers > 1 && m_blocks < int64_t(workers) * 4)
+    n_blocks = std::min(n_panels, ceil_div(int64_t(workers) * 4, m_blocks));
+  const int64_t panels_per_block = ceil_div(n_panels, n_blocks);
+  n_blocks = ceil_div(n_panels, panels_per_block);
+
+  // B read in place: row-major, whole panels only, and rows not a multiple of 4 KiB
+  // apart (such strides map every row of a micro-panel onto the same L1 sets).
+  const bool b_in_place = g.b_packed == nullptr && g.b_ns == 1 && (g.b_ks * int64_t(sizeof(float))) % 4096 != 0;
+  const int64_t direct_panels = b_in_place ? g.N / NR : 0;
   const int64_t packed_panels = n_panels - direct_panels;
+  // With one or two row blocks each B panel is used once or twice: pack each KC x NR
+  // micro-panel just before use into a per-worker buffer that stays in L1, instead of
+  // writing all of packed B out to L3 and reading it back. With more row blocks, pack
+  // B once up front (all of K per panel, chunk pc at offset pc*NR).
+  const bool b_on_the_fly = g.b_packed == nullptr && m_blocks <= 2;
   const int64_t panel_floats = g.K * NR;
-  std::unique_ptr<float[]> packed(packed_panels > 0 ? new float[size_t(packed_panels * panel_floats)] : nullptr);
-  auto pack_panel = [&](size_t p, unsigned) {
-    const int64_t col0 = (direct_panels + int64_t(p)) * NR;
-    const int64_t nr = std::min<int64_t>(NR, g.N - col0);
-    float* dst = packed.get() + int64_t(p) * panel_floats;
-    if (g.b_ns == 1) {
-      for (int64_t k = 0; k < g.K; ++k) {
-        const float* src = g.b + k * g.b_ks + col0;
-        for (int64_t j = 0; j < nr; ++j) dst[k * NR + j] = src[j];
-        for (int64_t j = nr; j < NR; ++j) dst[k * NR + j] = 0.0f;
-      }
-    } else {
-      for (int64_t k = 0; k < g.K; ++k)
-        for (int64_t j = nr; j < NR; ++j) dst[k * NR + j] = 0.0f;
-      for (int64_t j = 0; j < nr; ++j) {  // B columns are strided: walk each one in k
-        const float* src = g.b + (col0 + j) * g.b_ns;
-        for (int64_t k = 0; k < g.K; ++k) dst[k * NR + j] = src[k * g.b_ks];
-      }
-    }
-  };
-  run_tasks(packed_panels >= 4 ? runner : nullptr, size_t(packed_panels), pack_panel);
+  AlignedFloats packed_b = alloc_floats(b_on_the_fly || g.b_packed ? 0 : packed_panels * panel_floats);
+  const float* packed_b_base = g.b_packed ? g.b_packed : packed_b.get();
+  if (!b_on_the_fly && !g.b_packed)
+    run_tasks(packed_panels >= 4 ? runner : nullptr, size_t(packed_panels), [&](size_t p, unsigned) {
+      pack_b_panel(g, kern, (direct_panels + int64_t(p)) * NR, 0, g.K, packed_b.get() + int64_t(p) * panel_floats);
+    });
+  const int64_t b_chunk_floats = b_on_the_fly ? int64_t(NR) * std::min<int64_t>(KC, g.K) : 0;
+  AlignedFloats b_chunks = alloc_floats(b_chunk_floats * workers);
 
-  const int64_t mc = int64_t(MR) * 16;  // rows of A per task (stay in L2 across panels)
-  const int64_t nc = int64_t(NR) * 16;  // columns of C per task
-  const int64_t m_blocks = ceil_div(g.M, mc), n_blocks = ceil_div(g.N, nc);
+  const int64_t a_block_floats = mc * std::min<int64_t>(KC, g.K);
+  AlignedFloats packed_a = alloc_floats(a_block_floats * workers);
   const bool c_direct = g.c_cs == 1;
+  const bool has_bias = g.bias_m != nullptr || g.bias_n != nullptr;
 
-  auto task = [&](size_t t, unsigned) {
+  auto task = [&](size_t t, unsigned worker) {
     const int64_t im = int64_t(t) / n_blocks, jn = int64_t(t) % n_blocks;
-    const int64_t i_end = std::min(g.M, (im + 1) * mc);
-    const int64_t p_begin = jn * (nc / NR), p_end = std::min(n_panels, (jn + 1) * (nc / NR));
-    float tile[kMaxMr * kMaxNr];
-    for (int64_t pc = 0; pc < g.K; pc += kGemmKc) {
-      const int kc = int(std::min<int64_t>(kGemmKc, g.K - pc));
-      const bool acc = g.accumulate || pc > 0;
+    const int64_t i_begin = im * mc, i_end = std::min(g.M, i_begin + mc);
+    const int64_t p_begin = jn * panels_per_block, p_end = std::min(n_panels, p_begin + panels_per_block);
+    float* abuf = packed_a.get() + int64_t(worker % workers) * a_block_floats;
+    alignas(64) float tile[kMaxMr * kMaxNr] = {};
+    for (int64_t pc = 0; pc < g.K; pc += KC) {
+      const int kc = int(std::min<int64_t>(KC, g.K - pc));
+      const bool first = pc == 0;
+      const bool acc = g.accumulate || !first || has_bias;
+      pack_a_block(g, MR, i_begin, i_end - i_begin, pc, kc, abuf);
       for (int64_t p = p_begin; p < p_end; ++p) {
         const int64_t col0 = p * NR;
         const int nr = int(std::min<int64_t>(NR, g.N - col0));
@@ -93,23 +200,31 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
         if (p < direct_panels) {
           bp = g.b + pc * g.b_ks + col0;
           b_ks = g.b_ks;
+        } else if (b_on_the_fly) {
+          float* buf = b_chunks.get() + int64_t(worker % workers) * b_chunk_floats;
+          pack_b_panel(g, kern, col0, pc, kc, buf);
+          bp = buf;
+          b_ks = NR;
         } else {
-          bp = packed.get() + (p - direct_panels) * panel_floats + pc * NR;
+          bp = packed_b_base + (p - direct_panels) * panel_floats + pc * NR;
           b_ks = NR;
         }
-        for (int64_t i0 = im * mc; i0 < i_end; i0 += MR) {
+        const float* ap = abuf;
+        for (int64_t i0 = i_begin; i0 < i_end; i0 += MR, ap += int64_t(kc) * MR) {
           const int mr = int(std::min<int64_t>(MR, i_end - i0));
-          const float* ap = g.a + i0 * g.a_rs + pc * g.a_cs;
           float* cp = g.c + i0 * g.c_rs + col0 * g.c_cs;
-          if (c_direct && nr == NR) {
-            kern.gemm_micro(mr, kc, ap, g.a_rs, g.a_cs, bp, b_ks, cp, g.c_rs, acc);
+          if (c_direct && nr == NR && mr == MR) {
+            if (first && has_bias) start_tile(g, i0, col0, mr, nr, cp, g.c_rs);
+            kern.gemm_micro(kc, ap, bp, b_ks, cp, g.c_rs, acc);
             continue;
           }
-          if (acc) {
-            for (int i = 0; i < mr; ++i)
-              for (int j = 0; j < nr; ++j) tile[i * NR + j] = cp[i * g.c_rs + j * g.c_cs];
+          if (acc) {  // the tile's rows/columns past mr/nr are never stored: any value will do
+            if (!first || g.accumulate)
+              for (int i = 0; i < mr; ++i)
+                for (int j = 0; j < nr; ++j) tile[i * NR + j] = cp[i * g.c_rs + j * g.c_cs];
+            if (first) start_tile(g, i0, col0, mr, nr, tile, NR);
           }
-          kern.gemm_micro(mr, kc, ap, g.a_rs, g.a_cs, bp, b_ks, tile, NR, acc);
+          kern.gemm_micro(kc, ap, bp, b_ks, tile, NR, acc);
           for (int i = 0; i < mr; ++i)
             for (int j = 0; j < nr; ++j) cp[i * g.c_rs + j * g.c_cs] = tile[i * NR + j];
         }
@@ -117,6 +232,14 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
     }
   };
   run_tasks(runner, size_t(m_blocks * n_blocks), task);
+}
+
+std::vector<float> gemm_pack_b(const GemmArgs& g, const GraphKernels& kern) {
+  const int64_t n_panels = g.N > 0 ? ceil_div(g.N, kern.nr) : 0;
+  std::vector<float> out(size_t(n_panels * std::max<int64_t>(g.K, 0) * kern.nr));
+  for (int64_t p = 0; p < n_panels && g.K > 0; ++p)
+    pack_b_panel(g, kern, p * kern.nr, 0, g.K, out.data() + p * g.K * kern.nr);
+  return out;
 }
 
 }  // namespace seedcore

@@ -1,66 +1,145 @@
-// AVX2+FMA GEMM micro-kernel: 6 x 16 tile, 12 ymm accumulators; per k two loads of
-// the B row and six broadcasts of A (A is never packed, so any strides work).
+// AVX2+FMA GEMM micro-kernel: 6 x 16 tile, accumulators in ymm0-11. Per k: two loads
+// of the B row (ymm12/13), six broadcasts from the packed A micro-panel (one stream, 24
+// bytes per k) alternating in ymm14/15, twelve FMAs. That uses all 16 ymm registers,
+// which is why the kernel is assembly: written with intrinsics, GCC spills and copies
+// accumulators inside the k loop (measured 15% slower). C is loaded (accumulate) or
+// zeroed, updated in k order, and stored once.
 #include <immintrin.h>
 
 #include "graph_kernel_decls.h"
 
 namespace seedcore {
-namespace {
 
-template <int MR>
-void micro(int kc, const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, const float* b, ptrdiff_t b_ks, float* c,
-           ptrdiff_t c_rs, bool accumulate) {
-  __m256 lo[MR], hi[MR];
-  const float* ar[MR];
-  for (int i = 0; i < MR; ++i) {
-    ar[i] = a + i * a_rs;
-    if (accumulate) {
-      lo[i] = _mm256_loadu_ps(c + i * c_rs);
-      hi[i] = _mm256_loadu_ps(c + i * c_rs + 8);
-    } else {
-      lo[i] = _mm256_setzero_ps();
-      hi[i] = _mm256_setzero_ps();
-    }
-  }
-  if (a_cs == 1) {
-    for (int k = 0; k < kc; ++k) {
-      const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-      b += b_ks;
-      for (int i = 0; i < MR; ++i) {
-        const __m256 av = _mm256_broadcast_ss(ar[i] + k);
-        lo[i] = _mm256_fmadd_ps(av, b0, lo[i]);
-        hi[i] = _mm256_fmadd_ps(av, b1, hi[i]);
-      }
-    }
-  } else {
-    for (int k = 0; k < kc; ++k) {
-      const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-      b += b_ks;
-      for (int i = 0; i < MR; ++i) {
-        const __m256 av = _mm256_broadcast_ss(ar[i] + k * a_cs);
-        lo[i] = _mm256_fmadd_ps(av, b0, lo[i]);
-        hi[i] = _mm256_fmadd_ps(av, b1, hi[i]);
-      }
-    }
-  }
-  for (int i = 0; i < MR; ++i) {
-    _mm256_storeu_ps(c + i * c_rs, lo[i]);
-    _mm256_storeu_ps(c + i * c_rs + 8, hi[i]);
-  }
+void gemm_micro_avx2(int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
+                     bool accumulate) {
+  static_assert(kAvx2Mr == 6 && kAvx2Nr == 16, "tile layout below");
+  long n = kc > 0 ? kc : 0;
+  const ptrdiff_t b_step = b_ks * ptrdiff_t(sizeof(float)), c_step = c_rs * ptrdiff_t(sizeof(float));
+  const long acc = accumulate ? 1 : 0;
+  asm volatile(
+      "test %[acc], %[acc]\n\t"
+      "jz 3f\n\t"
+      "mov %[c], %%rax\n\t"
+      "vmovups (%%rax), %%ymm0\n\t"
+      "vmovups 32(%%rax), %%ymm1\n\t"
+      "add %[cs], %%rax\n\t"
+      "vmovups (%%rax), %%ymm2\n\t"
+      "vmovups 32(%%rax), %%ymm3\n\t"
+      "add %[cs], %%rax\n\t"
+      "vmovups (%%rax), %%ymm4\n\t"
+      "vmovups 32(%%rax), %%ymm5\n\t"
+      "add %[cs], %%rax\n\t"
+      "vmovups (%%rax), %%ymm6\n\t"
+      "vmovups 32(%%rax), %%ymm7\n\t"
+      "add %[cs], %%rax\n\t"
+      "vmovups (%%rax), %%ymm8\n\t"
+      "vmovups 32(%%rax), %%ymm9\n\t"
+      "add %[cs], %%rax\n\t"
+      "vmovups (%%rax), %%ymm10\n\t"
+      "vmovups 32(%%rax), %%ymm11\n\t"
+      "jmp 4f\n\t"
+      "3:\n\t"
+      "vxorps %%ymm0, %%ymm0, %%ymm0\n\t"
+      "vxorps %%ymm1, %%ymm1, %%ymm1\n\t"
+      "vxorps %%ymm2, %%ymm2, %%ymm2\n\t"
+      "vxorps %%ymm3, %%ymm3, %%ymm3\n\t"
+      "vxorps %%ymm4, %%ymm4, %%ymm4\n\t"
+      "vxorps %%ymm5, %%ymm5, %%ymm5\n\t"
+      "vxorps %%ymm6, %%ymm6, %%ymm6\n\t"
+      "vxorps %%ymm7, %%ymm7, %%ymm7\n\t"
+      "vxorps %%ymm8, %%ymm8, %%ymm8\n\t"
+      "vxorps %%ymm9, %%ymm9, %%ymm9\n\t"
+      "vxorps %%ymm10, %%ymm10, %%ymm10\n\t"
+      "vxorps %%ymm11, %%ymm11, %%ymm11\n\t"
+      "4:\n\t"
+      "test %[n], %[n]\n\t"
+      "jz 2f\n\t"
+      "1:\n\t"
+      "prefetcht0 768(%[a])\n\t"
+      "vmovups (%[b]), %%ymm12\n\t"
+      "vmovups 32(%[b]), %%ymm13\n\t"
+      "vbroadcastss 0(%[a]), %%ymm14\n\t"
+      "vfmadd231ps %%ymm12, %%ymm14, %%ymm0\n\t"
+      "vfmadd231ps %%ymm13, %%ymm14, %%ymm1\n\t"
+      "vbroadcastss 4(%[a]), %%ymm15\n\t"
+      "vfmadd231ps %%ymm12, %%ymm15, %%ymm2\n\t"
+      "vfmadd231ps %%ymm13, %%ymm15, %%ymm3\n\t"
+      "vbroadcastss 8(%[a]), %%ymm14\n\t"
+      "vfmadd231ps %%ymm12, %%ymm14, %%ymm4\n\t"
+      "vfmadd231ps %%ymm13, %%ymm14, %%ymm5\n\t"
+      "vbroadcastss 12(%[a]), %%ymm15\n\t"
+      "vfmadd231ps %%ymm12, %%ymm15, %%ymm6\n\t"
+      "vfmadd231ps %%ymm13, %%ymm15, %%ymm7\n\t"
+      "vbroadcastss 16(%[a]), %%ymm14\n\t"
+      "vfmadd231ps %%ymm12, %%ymm14, %%ymm8\n\t"
+      "vfmadd231ps %%ymm13, %%ymm14, %%ymm9\n\t"
+      "vbroadcastss 20(%[a]), %%ymm15\n\t"
+      "vfmadd231ps %%ymm12, %%ymm15, %%ymm10\n\t"
+      "vfmadd231ps %%ymm13, %%ymm15, %%ymm11\n\t"
+      "add $24, %[a]\n\t"
+      "add %[bs], %[b]\n\t"
+      "dec %[n]\n\t"
+      "jnz 1b\n\t"
+      "2:\n\t"
+      "mov %[c], %%rax\n\t"
+      "vmovups %%ymm0, (%%rax)\n\t"
+      "vmovups %%ymm1, 32(%%rax)\n\t"
+      "add %[cs], %%rax\n\t"
+      "vmovups %%ymm2, (%%rax)\n\t"
+      "vmovups %%ymm3, 32(%%rax)\n\t"
+      "add %[cs], %%rax\n\t"
+      "vmovups %%ymm4, (%%rax)\n\t"
+      "vmovups %%ymm5, 32(%%rax)\n\t"
+      "add %[cs], %%rax\n\t"
+      "vmovups %%ymm6, (%%rax)\n\t"
+      "vmovups %%ymm7, 32(%%rax)\n\t"
+      "add %[cs], %%rax\n\t"
+      "vmovups %%ymm8, (%%rax)\n\t"
+      "vmovups %%ymm9, 32(%%rax)\n\t"
+      "add %[cs], %%rax\n\t"
+      "vmovups %%ymm10, (%%rax)\n\t"
+      "vmovups %%ymm11, 32(%%rax)\n\t"
+      "vzeroupper\n\t"
+      : [a] "+r"(a), [b] "+r"(b), [n] "+r"(n)
+      : [c] "r"(c), [cs] "r"(c_step), [bs] "r"(b_step), [acc] "r"(acc)
+      : "rax", "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
 }
 
-}  // namespace
-
-void gemm_micro_avx2(int mr, int kc, const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, const float* b,
-                     ptrdiff_t b_ks, float* c, ptrdiff_t c_rs, bool accumulate) {
-  switch (mr) {
-    case 6: micro<6>(kc, a, a_rs, a_cs, b, b_ks, c, c_rs, accumulate); break;
-    case 5: micro<5>(kc, a, a_rs, a_cs, b, b_ks, c, c_rs, accumulate); break;
-    case 4: micro<4>(kc, a, a_rs, a_cs, b, b_ks, c, c_rs, accumulate); break;
-    case 3: micro<3>(kc, a, a_rs, a_cs, b, b_ks, c, c_rs, accumulate); break;
-    case 2: micro<2>(kc, a, a_rs, a_cs, b, b_ks, c, c_rs, accumulate); break;
-    default: micro<1>(kc, a, a_rs, a_cs, b, b_ks, c, c_rs, accumulate); break;
+// Transposing B packer: 8 rows x 8 k at a time through an in-register 8 x 8
+// transpose (unpack / shuffle / permute2f128), ragged rows and k through the scalar twin.
+void gemm_pack_bt_avx2(const float* w, ptrdiff_t w_rs, int64_t K, int nr, int NR, float* dst) {
+  const int nr8 = nr / 8 * 8;
+  const int64_t K8 = K / 8 * 8;
+  for (int j0 = 0; j0 < nr8; j0 += 8) {
+    const float* src = w + j0 * w_rs;
+    for (int64_t k0 = 0; k0 < K8; k0 += 8) {
+      __m256 r0 = _mm256_loadu_ps(src + 0 * w_rs + k0), r1 = _mm256_loadu_ps(src + 1 * w_rs + k0);
+      __m256 r2 = _mm256_loadu_ps(src + 2 * w_rs + k0), r3 = _mm256_loadu_ps(src + 3 * w_rs + k0);
+      __m256 r4 = _mm256_loadu_ps(src + 4 * w_rs + k0), r5 = _mm256_loadu_ps(src + 5 * w_rs + k0);
+      __m256 r6 = _mm256_loadu_ps(src + 6 * w_rs + k0), r7 = _mm256_loadu_ps(src + 7 * w_rs + k0);
+      const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+      const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+      const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+      const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+      const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+      const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+      const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+      const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      float* d = dst + k0 * NR + j0;
+      _mm256_storeu_ps(d + 0 * NR, _mm256_permute2f128_ps(u0, u4, 0x20));
+      _mm256_storeu_ps(d + 1 * NR, _mm256_permute2f128_ps(u1, u5, 0x20));
+      _mm256_storeu_ps(d + 2 * NR, _mm256_permute2f128_ps(u2, u6, 0x20));
+      _mm256_storeu_ps(d + 3 * NR, _mm256_permute2f128_ps(u3, u7, 0x20));
+      _mm256_storeu_ps(d + 4 * NR, _mm256_permute2f128_ps(u0, u4, 0x31));
+      _mm256_storeu_ps(d + 5 * NR, _mm256_permute2f128_ps(u1, u5, 0x31));
+      _mm256_storeu_ps(d + 6 * NR, _mm256_permute2f128_ps(u2, u6, 0x31));
+      _mm256_storeu_ps(d + 7 * NR, _mm256_permute2f128_ps(u3, u7, 0x31));
+    }
+    for (int64_t k = K8; k < K; ++k)
+      for (int j = 0; j < 8; ++j) dst[k * NR + j0 + j] = src[j * w_rs + k];
   }
+  for (int64_t k = 0; k < K; ++k)
+    for (int j = nr8; j < NR; ++j) dst[k * NR + j] = j < nr ? w[j * w_rs + k] : 0.0f;
 }
 
 }  // namespace seedcore

@@ -1,48 +1,82 @@
-// NEON GEMM micro-kernel: 6 x 16 tile, 24 q-register accumulators; per k four loads
-// of the B row and six broadcast loads of A (A is never packed).
+// NEON GEMM micro-kernel: 8 x 12 tile in 24 q-register accumulators. Per k: two
+// q-loads of the packed A micro-panel (8 rows), three q-loads of the B row, and 24
+// vfmaq_laneq_f32 that take A's element straight from its lane (no broadcast loads).
+// 24 accumulators + 2 A + 3 B = 29 of the 32 q registers; the accumulators are named
+// variables so the compiler keeps them in registers (an array of vectors it spills).
 #include <arm_neon.h>
 
 #include "graph_kernel_decls.h"
 
 namespace seedcore {
-namespace {
 
-template <int MR>
-void micro(int kc, const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, const float* b, ptrdiff_t b_ks, float* c,
-           ptrdiff_t c_rs, bool accumulate) {
-  float32x4_t acc[MR][4];
-  const float* ar[MR];
-  for (int i = 0; i < MR; ++i) {
-    ar[i] = a + i * a_rs;
-    for (int q = 0; q < 4; ++q) acc[i][q] = accumulate ? vld1q_f32(c + i * c_rs + 4 * q) : vdupq_n_f32(0.0f);
+void gemm_micro_neon(int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
+                     bool accumulate) {
+  constexpr int MR = kNeonMr;
+  static_assert(kNeonMr == 8 && kNeonNr == 12, "tile layout below");
+  float32x4_t c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32, c40, c41, c42, c50, c51, c52, c60, c61, c62, c70, c71, c72;
+#define SEEDCORE_ALL_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+  if (accumulate) {
+#define SEEDCORE_LOAD_ROW(i) \
+  c##i##0 = vld1q_f32(c + i * c_rs); c##i##1 = vld1q_f32(c + i * c_rs + 4); c##i##2 = vld1q_f32(c + i * c_rs + 8);
+    SEEDCORE_ALL_ROWS(SEEDCORE_LOAD_ROW)
+#undef SEEDCORE_LOAD_ROW
+  } else {
+#define SEEDCORE_ZERO_ROW(i) c##i##0 = c##i##1 = c##i##2 = vdupq_n_f32(0.0f);
+    SEEDCORE_ALL_ROWS(SEEDCORE_ZERO_ROW)
+#undef SEEDCORE_ZERO_ROW
   }
+#define SEEDCORE_ROW(i, av, lane)                   \
+  c##i##0 = vfmaq_laneq_f32(c##i##0, b0, av, lane); \
+  c##i##1 = vfmaq_laneq_f32(c##i##1, b1, av, lane); \
+  c##i##2 = vfmaq_laneq_f32(c##i##2, b2, av, lane);
+#define SEEDCORE_STEP(u)                                                                  \
+  {                                                                                       \
+    const float32x4_t a0 = vld1q_f32(a + (u) * MR), a1 = vld1q_f32(a + (u) * MR + 4);     \
+    const float* bk = b + (u) * b_ks;                                                     \
+    const float32x4_t b0 = vld1q_f32(bk), b1 = vld1q_f32(bk + 4), b2 = vld1q_f32(bk + 8); \
+    SEEDCORE_ROW(0, a0, 0) SEEDCORE_ROW(1, a0, 1) SEEDCORE_ROW(2, a0, 2)                  \
+    SEEDCORE_ROW(3, a0, 3) SEEDCORE_ROW(4, a1, 0) SEEDCORE_ROW(5, a1, 1)                  \
+    SEEDCORE_ROW(6, a1, 2) SEEDCORE_ROW(7, a1, 3)                                         \
+  }
+  // Not unrolled: with two k steps in flight GCC needs more than 32 q registers and
+  // spills inside the loop; one step (29 live registers) stays spill-free.
   for (int k = 0; k < kc; ++k) {
-    const float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8), b3 = vld1q_f32(b + 12);
+    SEEDCORE_STEP(0)
+    a += MR;
     b += b_ks;
-    for (int i = 0; i < MR; ++i) {
-      const float32x4_t av = vld1q_dup_f32(ar[i] + k * a_cs);
-      acc[i][0] = vfmaq_f32(acc[i][0], av, b0);
-      acc[i][1] = vfmaq_f32(acc[i][1], av, b1);
-      acc[i][2] = vfmaq_f32(acc[i][2], av, b2);
-      acc[i][3] = vfmaq_f32(acc[i][3], av, b3);
-    }
   }
-  for (int i = 0; i < MR; ++i)
-    for (int q = 0; q < 4; ++q) vst1q_f32(c + i * c_rs + 4 * q, acc[i][q]);
+#undef SEEDCORE_STEP
+#undef SEEDCORE_ROW
+#define SEEDCORE_STORE_ROW(i) \
+  vst1q_f32(c + i * c_rs, c##i##0); vst1q_f32(c + i * c_rs + 4, c##i##1); vst1q_f32(c + i * c_rs + 8, c##i##2);
+  SEEDCORE_ALL_ROWS(SEEDCORE_STORE_ROW)
+#undef SEEDCORE_STORE_ROW
+#undef SEEDCORE_ALL_ROWS
 }
 
-}  // namespace
-
-void gemm_micro_neon(int mr, int kc, const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, const float* b,
-                     ptrdiff_t b_ks, float* c, ptrdiff_t c_rs, bool accumulate) {
-  switch (mr) {
-    case 6: micro<6>(kc, a, a_rs, a_cs, b, b_ks, c, c_rs, accumulate); break;
-    case 5: micro<5>(kc, a, a_rs, a_cs, b, b_ks, c, c_rs, accumulate); break;
-    case 4: micro<4>(kc, a, a_rs, a_cs, b, b_ks, c, c_rs, accumulate); break;
-    case 3: micro<3>(kc, a, a_rs, a_cs, b, b_ks, c, c_rs, accumulate); break;
-    case 2: micro<2>(kc, a, a_rs, a_cs, b, b_ks, c, c_rs, accumulate); break;
-    default: micro<1>(kc, a, a_rs, a_cs, b, b_ks, c, c_rs, accumulate); break;
+// Transposing B packer: 4 rows x 4 k at a time through an in-register 4 x 4
+// transpose (trn1/trn2 on 32- then 64-bit lanes), ragged rows and k scalar.
+void gemm_pack_bt_neon(const float* w, ptrdiff_t w_rs, int64_t K, int nr, int NR, float* dst) {
+  const int nr4 = nr / 4 * 4;
+  const int64_t K4 = K / 4 * 4;
+  for (int j0 = 0; j0 < nr4; j0 += 4) {
+    const float* src = w + j0 * w_rs;
+    for (int64_t k0 = 0; k0 < K4; k0 += 4) {
+      const float32x4_t r0 = vld1q_f32(src + k0), r1 = vld1q_f32(src + w_rs + k0);
+      const float32x4_t r2 = vld1q_f32(src + 2 * w_rs + k0), r3 = vld1q_f32(src + 3 * w_rs + k0);
+      const float64x2_t t0 = vreinterpretq_f64_f32(vtrn1q_f32(r0, r1)), t1 = vreinterpretq_f64_f32(vtrn2q_f32(r0, r1));
+      const float64x2_t t2 = vreinterpretq_f64_f32(vtrn1q_f32(r2, r3)), t3 = vreinterpretq_f64_f32(vtrn2q_f32(r2, r3));
+      float* d = dst + k0 * NR + j0;
+      vst1q_f32(d + 0 * NR, vreinterpretq_f32_f64(vtrn1q_f64(t0, t2)));
+      vst1q_f32(d + 1 * NR, vreinterpretq_f32_f64(vtrn1q_f64(t1, t3)));
+      vst1q_f32(d + 2 * NR, vreinterpretq_f32_f64(vtrn2q_f64(t0, t2)));
+      vst1q_f32(d + 3 * NR, vreinterpretq_f32_f64(vtrn2q_f64(t1, t3)));
+    }
+    for (int64_t k = K4; k < K; ++k)
+      for (int j = 0; j < 4; ++j) dst[k * NR + j0 + j] = src[j * w_rs + k];
   }
+  for (int64_t k = 0; k < K; ++k)
+    for (int j = nr4; j < NR; ++j) dst[k * NR + j] = j < nr ? w[j * w_rs + k] : 0.0f;
 }
 
 }  // namespace seedcore

@@ -1,24 +1,40 @@
-// Scalar GEMM micro-kernel: the twin of the SIMD ones (same tile contract), and the
-// kernel used when SIMD is off. Accumulates each C element in k order.
+// Scalar GEMM micro-kernel: the twin of the SIMD ones (same packed-panel contract),
+// and the kernel used when SIMD is off. Accumulates each C element in k order.
 #include "graph_kernel_decls.h"
 
 namespace seedcore {
 
-void gemm_micro_scalar(int mr, int kc, const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, const float* b,
-                       ptrdiff_t b_ks, float* c, ptrdiff_t c_rs, bool accumulate) {
-  constexpr int NR = kScalarNr;
-  float acc[kScalarMr][NR];
-  for (int i = 0; i < mr; ++i)
+void gemm_micro_scalar(int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
+                       bool accumulate) {
+  constexpr int MR = kScalarMr, NR = kScalarNr;
+  float acc[MR][NR];
+  for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) acc[i][j] = accumulate ? c[i * c_rs + j] : 0.0f;
   for (int k = 0; k < kc; ++k) {
     const float* bk = b + k * b_ks;
-    for (int i = 0; i < mr; ++i) {
-      const float av = a[i * a_rs + k * a_cs];
-      for (int j = 0; j < NR; ++j) acc[i][j] += av * bk[j];
+    const float* ak = a + k * MR;
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) acc[i][j] += ak[i] * bk[j];
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) c[i * c_rs + j] = acc[i][j];
+}
+
+// The twin of the SIMD transposing packers; 8 x 8 blocks keep reads and writes local.
+void gemm_pack_bt_scalar(const float* w, ptrdiff_t w_rs, int64_t K, int nr, int NR, float* dst) {
+  constexpr int kT = 8;
+  for (int64_t k0 = 0; k0 < K; k0 += kT) {
+    const int kt = int(K - k0 < kT ? K - k0 : kT);
+    for (int j = 0; j < NR; ++j) {
+      float* d = dst + k0 * NR + j;
+      if (j >= nr) {
+        for (int k = 0; k < kt; ++k) d[k * NR] = 0.0f;
+        continue;
+      }
+      const float* src = w + j * w_rs + k0;
+      for (int k = 0; k < kt; ++k) d[k * NR] = src[k];
     }
   }
-  for (int i = 0; i < mr; ++i)
-    for (int j = 0; j < NR; ++j) c[i * c_rs + j] = acc[i][j];
 }
 
 }  // namespace seedcore

@@ -4,22 +4,31 @@
 
 namespace seedcore {
 namespace {
-const GraphKernels kScalar{Isa::scalar, kScalarMr, kScalarNr, gemm_micro_scalar, depthwise3x3_scalar};
+const GraphKernels kScalar{Isa::scalar, kScalarMr, kScalarNr, kScalarKc, gemm_micro_scalar, gemm_pack_bt_scalar, depthwise3x3_scalar};
 #if defined(__x86_64__)
-const GraphKernels kAvx2{Isa::avx2, kAvx2Mr, kAvx2Nr, gemm_micro_avx2, depthwise3x3_avx2};
+const GraphKernels kAvx2{Isa::avx2, kAvx2Mr, kAvx2Nr, kAvx2Kc, gemm_micro_avx2, gemm_pack_bt_avx2, depthwise3x3_avx2};
+const GraphKernels kAvx512{Isa::avx2, kAvx512Mr, kAvx512Nr, kAvx512Kc, gemm_micro_avx512, gemm_pack_bt_avx2, depthwise3x3_avx2};
+
+// cpuid + XCR0 (libgcc checks that the OS saves opmask and ZMM state).
+bool avx512_usable() {
+  static const bool usable = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  return usable;
+}
 #endif
 #if defined(__aarch64__)
-const GraphKernels kNeon{Isa::neon, kNeonMr, kNeonNr, gemm_micro_neon, depthwise3x3_neon};
+const GraphKernels kNeon{Isa::neon, kNeonMr, kNeonNr, kNeonKc, gemm_micro_neon, gemm_pack_bt_neon, depthwise3x3_neon};
 #endif
 }  // namespace
 
-const GraphKernels& graph_kernels(Isa isa) {
+const GraphKernels& graph_kernels(Isa isa, bool allow_avx512) {
+  (void)allow_avx512;
   switch (isa) {
     case Isa::scalar: return kScalar;
 #if defined(__x86_64__)
     case Isa::avx2:
-      // The micro-kernel uses FMA instructions on top of AVX2.
-      if (isa_available(Isa::avx2) && cpu_features().fma) return kAvx2;
+      // The micro-kernels use FMA instructions on top of AVX2.
+      if (isa_available(Isa::avx2) && cpu_features().fma) return allow_avx512 && avx512_usable() ? kAvx512 : kAvx2;
       break;
 #endif
 #if defined(__aarch64__)

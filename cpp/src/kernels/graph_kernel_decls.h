@@ -4,23 +4,31 @@
 
 namespace seedcore {
 
+#define SEEDCORE_DECLARE_GEMM_MICRO(isa)                                                      \
+  void gemm_micro_##isa(int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c,   \
+                        ptrdiff_t c_rs, bool accumulate);
 #define SEEDCORE_DECLARE_GRAPH_KERNELS(isa)                                                     \
-  void gemm_micro_##isa(int mr, int kc, const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs,        \
-                        const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs, bool accumulate); \
+  SEEDCORE_DECLARE_GEMM_MICRO(isa)                                                              \
+  void gemm_pack_bt_##isa(const float* w, ptrdiff_t w_rs, int64_t K, int nr, int NR, float* dst); \
   void depthwise3x3_##isa(const float* in, int64_t in_w, int64_t oh_count, int64_t ow_count,   \
                           int stride, int dil, const float* w, float bias, float* out);
 
 SEEDCORE_DECLARE_GRAPH_KERNELS(scalar)
 #if defined(__x86_64__)
 SEEDCORE_DECLARE_GRAPH_KERNELS(avx2)
+SEEDCORE_DECLARE_GEMM_MICRO(avx512)  // AVX-512 has only a GEMM; depthwise stays AVX2
 #endif
 #if defined(__aarch64__)
 SEEDCORE_DECLARE_GRAPH_KERNELS(neon)
 #endif
 #undef SEEDCORE_DECLARE_GRAPH_KERNELS
+#undef SEEDCORE_DECLARE_GEMM_MICRO
 
-constexpr int kScalarMr = 4, kScalarNr = 8;
-constexpr int kAvx2Mr = 6, kAvx2Nr = 16;
-constexpr int kNeonMr = 6, kNeonNr = 16;
+// Tiles and K chunks (kc: the B micro-panel, kc x NR floats, stays in L1 next to the A
+// micro-panel; the MC x kc block of A stays in L2).
+constexpr int kScalarMr = 4, kScalarNr = 8, kScalarKc = 256;
+constexpr int kAvx2Mr = 6, kAvx2Nr = 16, kAvx2Kc = 256;
+constexpr int kAvx512Mr = 12, kAvx512Nr = 32, kAvx512Kc = 256;
+constexpr int kNeonMr = 8, kNeonNr = 12, kNeonKc = 256;
 
 }  // namespace seedcore
