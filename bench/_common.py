@@ -17,8 +17,9 @@ OUT = HERE / "out"
 RESULTS = HERE / "RESULTS.md"
 
 
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up: page faults, caches, tables
+def median_time(fn, repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):  # page faults, caches, tables
+        fn()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()

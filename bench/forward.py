@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 
@@ -25,16 +24,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-
-def median_time(fn, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from _common import median_time  # noqa: E402
 
 
 def make_inputs(specs, batch: int, seq: int, rng):
@@ -79,8 +69,8 @@ def bench_model(args) -> None:
         first = graph.output_names[0]
         scale = max(float(np.max(np.abs(ref[0]))), 1e-12)
         diff = float(np.max(np.abs(nat[first] - ref[0]))) / scale
-        t_nat = median_time(lambda: graph.run(feeds, threads=1), args.repeats)
-        t_ort = median_time(lambda: sess.run(None, ort_feeds), args.repeats)
+        t_nat = median_time(lambda: graph.run(feeds, threads=1), args.repeats, warmup=2)
+        t_ort = median_time(lambda: sess.run(None, ort_feeds), args.repeats, warmup=2)
         print(f"{batch:>5} {t_nat * 1e3:>10.2f} {t_ort * 1e3:>10.2f} {t_ort / t_nat:>10.2f} {diff:>17.2e}")
 
 
@@ -130,7 +120,7 @@ def bench_gemm(args) -> None:
             node = {"op": "linear", "in": ["x", "w", "b"], "out": ["y"], "attrs": {}, "path": "fc"}
             gshape_in, gshape_out = [m, k], [m, n]
             weights = {"w": w, "b": bias}
-            t_np = median_time(lambda: x @ w.T + bias, args.repeats)
+            t_np = median_time(lambda: x @ w.T + bias, args.repeats, warmup=2)
             sess = have_ort and _ort_session([helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)],
                                              [("x", [m, k])], [("y", [m, n])], {"w": w, "b": bias})
         else:
@@ -141,16 +131,16 @@ def bench_gemm(args) -> None:
             gshape_in, gshape_out = [1, k, hw, hw], [1, n, hw, hw]
             weights = {"w": w.reshape(n, k, 1, 1), "b": bias}
             x2 = x.reshape(k, m)
-            t_np = median_time(lambda: w @ x2 + bias[:, None], args.repeats)
+            t_np = median_time(lambda: w @ x2 + bias[:, None], args.repeats, warmup=2)
             sess = have_ort and _ort_session([helper.make_node("Conv", ["x", "w", "b"], ["y"])],
                                              [("x", gshape_in)], [("y", gshape_out)],
                                              {"w": w.reshape(n, k, 1, 1), "b": bias})
         g = {"version": 1, "inputs": [{"name": "x", "dtype": "float32", "shape": gshape_in}],
              "outputs": [{"name": "y", "dtype": "float32", "shape": gshape_out}], "nodes": [node]}
         graph = _native.Graph(json.dumps(g), weights)
-        t_ort = median_time(lambda: sess.run(None, {"x": x}), args.repeats) if sess else float("nan")
+        t_ort = median_time(lambda: sess.run(None, {"x": x}), args.repeats, warmup=2) if sess else float("nan")
         for impl in args.impls:
-            t = median_time(lambda: graph.run({"x": x}, threads=1, impl=impl), args.repeats)
+            t = median_time(lambda: graph.run({"x": x}, threads=1, impl=impl), args.repeats, warmup=2)
             print(f"{kind:>8} {m:>5} {k:>5} {n:>5} {impl:>6} {t * 1e3:>10.3f} {2 * m * n * k / t / 1e9:>8.1f} "
                   f"{t_np * 1e3:>9.3f} {t_ort * 1e3:>8.3f} {t_np / t:>7.2f} {t_ort / t:>7.2f}")
 
