@@ -2,6 +2,7 @@
 
     python bench/forward.py MODEL.seed MODEL.onnx [--batch 1 32] [--seq 128] [--repeats 15]
     python bench/forward.py --gemm            # linear / 1x1 conv nodes vs numpy and onnxruntime
+    python bench/forward.py --zoo [--write]   # MiniLM and MobileNetV2 (seeds + ONNX cached in bench/out/)
 
 The .seed must carry a graph (metadata.graph); its tensors are decoded natively and
 handed to seedcore._native.Graph. Inputs are made from the graph's input specs:
@@ -40,38 +41,100 @@ def make_inputs(specs, batch: int, seq: int, rng):
     return feeds
 
 
-def bench_model(args) -> None:
+def bench_model(args) -> list[dict]:
+    return measure_model(args.seed, args.onnx, args.batch, args.seq, args.repeats)
+
+
+def measure_model(seed_path: str, onnx_path: str, batches, seq: int, repeats: int) -> list[dict]:
     import onnxruntime as ort
 
     from seedcore import _native
 
-    f = _native.SeedFile(args.seed)
+    f = _native.SeedFile(seed_path)
     meta = json.loads(f.metadata_json)
     if not meta.get("graph"):
-        sys.exit(f"{args.seed}: the seed carries no graph")
+        sys.exit(f"{seed_path}: the seed carries no graph")
     weights = f.decode_all(threads=1)
     weights = {k: (v if v.dtype in (np.float32, np.int64) else v.astype(np.float32)) for k, v in weights.items()}
     graph = _native.Graph(json.dumps(meta["graph"]), weights)
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     so.inter_op_num_threads = 1
-    sess = ort.InferenceSession(args.onnx, so, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
     onnx_inputs = [i.name for i in sess.get_inputs()]
     rng = np.random.default_rng(0)
-    print(f"model {os.path.basename(args.seed)}  isa={_native.cpu_features()['isa']}  threads=1  "
-          f"median of {args.repeats}")
+    print(f"model {os.path.basename(seed_path)}  isa={_native.cpu_features()['isa']}  threads=1  "
+          f"median of {repeats}")
     print(f"{'batch':>5} {'native ms':>10} {'ort ms':>10} {'ort/native':>10} {'max |diff|/scale':>17}")
-    for batch in args.batch:
-        feeds = make_inputs(graph.input_specs, batch, args.seq, rng)
+    rows = []
+    for batch in batches:
+        feeds = make_inputs(graph.input_specs, batch, seq, rng)
         ort_feeds = {k: v for k, v in feeds.items() if k in onnx_inputs}
         nat = graph.run(feeds, threads=1)
         ref = sess.run(None, ort_feeds)
         first = graph.output_names[0]
         scale = max(float(np.max(np.abs(ref[0]))), 1e-12)
         diff = float(np.max(np.abs(nat[first] - ref[0]))) / scale
-        t_nat = median_time(lambda: graph.run(feeds, threads=1), args.repeats, warmup=2)
-        t_ort = median_time(lambda: sess.run(None, ort_feeds), args.repeats, warmup=2)
+        t_nat = median_time(lambda: graph.run(feeds, threads=1), repeats, warmup=2)
+        t_ort = median_time(lambda: sess.run(None, ort_feeds), repeats, warmup=2)
         print(f"{batch:>5} {t_nat * 1e3:>10.2f} {t_ort * 1e3:>10.2f} {t_ort / t_nat:>10.2f} {diff:>17.2e}")
+        rows.append({"batch": batch, "native": t_nat, "ort": t_ort, "diff": diff})
+    return rows
+
+
+def zoo_files(name: str) -> tuple[str, str]:
+    """A q8 seed with its graph and the ONNX export of the assembled model, cached
+    in bench/out/ (the codec does not change the forward pass's speed)."""
+    import torch
+
+    import seedcore
+    from seedcore import zoo
+    from _common import OUT
+
+    OUT.mkdir(exist_ok=True)
+    seed_path, onnx_path = OUT / f"{name}-graph-q8.seed", OUT / f"{name}-graph-q8.onnx"
+    if not (seed_path.exists() and onnx_path.exists()):
+        if name == "minilm":
+            module, tokenize = zoo.load_minilm()
+            example = tuple(torch.as_tensor(t) for t in tokenize(["an example sentence", "another"]))
+            axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}}
+            kw = dict(input_names=["input_ids", "attention_mask"], output_names=["sentence_embedding"],
+                      dynamic_axes=axes)
+        else:
+            module = zoo.load_mobilenet_v2()
+            example = (torch.as_tensor(zoo.sample_image_crops(n=2)),)
+            kw = dict(input_names=["image"], output_names=["logits"])
+        seedcore.extract(module, example_inputs=example, codec="q8", progress=False, **kw).save(seed_path)
+        seedcore.assemble(seed_path).export_onnx(onnx_path)
+    return str(seed_path), str(onnx_path)
+
+
+def bench_zoo(args) -> None:
+    import seedcore
+    from _common import machine, write_section
+
+    results = {}
+    for name, seq in (("minilm", 128), ("mobilenet_v2", 224)):
+        seed_path, onnx_path = zoo_files(name)
+        results[name] = measure_model(seed_path, onnx_path, args.batch, seq, args.repeats)
+    lines = ["<!-- forward:begin -->", "## Native forward pass vs onnxruntime (issue 3)", "",
+             f"Command: `python bench/forward.py --zoo --write --repeats {args.repeats}` · machine: {machine()} · kernels: "
+             f"{seedcore.cpu_features()['isa']} (GEMM may use AVX-512 where the CPU has it) · "
+             f"{time.strftime('%Y-%m-%d')}", "",
+             "Both single-threaded, the same seed (q8 weights; the codec does not change the forward "
+             "pass), median of " + str(args.repeats) + " runs. MiniLM: seq 128 (random ids, full mask); "
+             "MobileNetV2: 224×224. Ratio > 1 means native is faster.", "",
+             "| model | batch | native ms | onnxruntime ms | onnxruntime / native | max diff / scale |",
+             "|---|---|---|---|---|---|"]
+    for name, rows in results.items():
+        for r in rows:
+            lines.append(f"| {name} | {r['batch']} | {r['native'] * 1e3:.1f} | {r['ort'] * 1e3:.1f} | "
+                         f"{r['ort'] / r['native']:.2f}× | {r['diff']:.1e} |")
+    lines += ["", "Target (issue 3): native ≥ 1× onnxruntime single-threaded.", "<!-- forward:end -->"]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.write:
+        write_section("forward", text)
 
 
 def _ort_session(nodes, inputs, outputs, inits):
@@ -154,13 +217,17 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--gemm", action="store_true", help="benchmark linear / 1x1 conv nodes alone against numpy and onnxruntime")
     p.add_argument("--impls", nargs="+", default=["auto"])
+    p.add_argument("--zoo", action="store_true", help="MiniLM and MobileNetV2, built and cached in bench/out/")
+    p.add_argument("--write", action="store_true", help="with --zoo: replace the forward section of bench/RESULTS.md")
     args = p.parse_args()
     if args.gemm:
         bench_gemm(args)
+    elif args.zoo:
+        bench_zoo(args)
     elif args.seed and args.onnx:
         bench_model(args)
     else:
-        p.error("give MODEL.seed MODEL.onnx, or --gemm")
+        p.error("give MODEL.seed MODEL.onnx, --zoo or --gemm")
 
 
 if __name__ == "__main__":
