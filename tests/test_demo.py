@@ -2,27 +2,15 @@
 all-MiniLM-L6-v2 with the q8 codec (the default prng codec takes minutes to
 encode the first time; the codec is selectable for exactly this reason)."""
 
-import inspect
 import json
 import os
 import shutil
 
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("tokenizers")
-pytest.importorskip("onnxruntime")
-
-import seedcore  # noqa: E402
 from seedcore import SeedError  # noqa: E402
-from seedcore import _native  # noqa: E402
 from seedcore.cli import main  # noqa: E402
 from seedcore.demo import cache_key, run_demo  # noqa: E402
-
-ready = pytest.mark.skipif(
-    not hasattr(_native, "Graph") or "example_inputs" not in inspect.signature(seedcore.extract).parameters,
-    reason="needs graph capture (extract(module, example_inputs=...)) and the native graph executor")
-
 
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory, minilm_path):
@@ -44,7 +32,6 @@ def tiny_bert(tmp_path_factory, minilm_path):
     return str(folder)
 
 
-@ready
 def test_demo_tiny_cached_second_run(tiny_bert, tmp_path):
     lines = []
     kw = dict(model_dir=tiny_bert, codec="q8", cache_dir=str(tmp_path), progress=False, out=lines.append,
@@ -87,7 +74,6 @@ def test_missing_extra_and_bad_model_dir(monkeypatch, tmp_path):
         run_demo(model_dir=str(tmp_path), cache_dir=str(tmp_path))
 
 
-@ready
 def test_cli_demo_tiny(tiny_bert, tmp_path, capsys):
     assert main(["demo", "--model-dir", tiny_bert, "--codec", "raw", "--cache-dir", str(tmp_path), "-q",
                  "--sentences", "hello there", "general kenobi"]) == 0
@@ -95,7 +81,6 @@ def test_cli_demo_tiny(tiny_bert, tmp_path, capsys):
     assert "codec raw" in out and "cosine vs torch: mean 1.0000" in out
 
 
-@ready
 def test_demo_real_minilm_q8(tmp_path):
     """The real model, offline, q8 (seconds to encode); in CI too."""
     res = run_demo(codec="q8", cache_dir=str(tmp_path), progress=False, out=lambda s: None)

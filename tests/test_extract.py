@@ -225,3 +225,25 @@ def test_prng_presets_through_extract(capsys):
     seed = seedcore.extract(sd, codec="q8", rules=[("w", "prng")], progress=False)
     assert seed.tensors[0].params["C"] == 8 and seed.tensors[0].params["P"] == 3
     assert prng.bits_per_weight(8, 3, 16) == 4.0
+
+
+@pytest.mark.parametrize("header, match", [
+    ({"a": {"dtype": [], "shape": [1], "data_offsets": [0, 4]}}, "dtype"),
+    ({"a": {"dtype": "F32", "shape": [2**40, 2**40, 0], "data_offsets": [0, 0]}}, "2\\^32"),
+    ({"a": {"dtype": "F32", "shape": [1] * 9, "data_offsets": [0, 4]}}, "8 dimensions"),
+])
+def test_malformed_safetensors_headers_are_seed_errors(tmp_path, header, match):
+    p = tmp_path / "bad.safetensors"
+    raw = json.dumps(header).encode()
+    p.write_bytes(len(raw).to_bytes(8, "little") + raw + b"\0" * 4)
+    with pytest.raises(SeedError, match=match) as e:
+        seedcore.extract(str(p), codec="raw", progress=False)
+    assert str(p) in str(e.value)
+
+
+def test_safetensors_duplicate_keys_are_refused(tmp_path):
+    p = tmp_path / "dup.safetensors"
+    raw = b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+    p.write_bytes(len(raw).to_bytes(8, "little") + raw + b"\0" * 4)
+    with pytest.raises(SeedError, match="duplicate key"):
+        seedcore.extract(str(p), codec="raw", progress=False)

@@ -317,3 +317,20 @@ def test_not_a_file(tmp_path):
         seedcore.load(str(tmp_path / "nope.seed"))
     with pytest.raises(SeedError, match="nope.seed"):
         decode_file(str(tmp_path / "nope.seed"))
+
+
+def test_zero_element_tensor_with_large_dimensions(tmp_path):
+    """The 2^32 limit is on n, the whole product: [2^20, 2^20, 0] has n = 0."""
+    p = str(tmp_path / "empty.seed")
+    fmt.write_seed(p, model_name="m", model_source="", tensors=[
+        (TensorEntry("z", (2**20, 2**20, 0), "float32", "raw", {"storage": "float32"}), b"")])
+    assert seedcore.load(p).decode_reference("z").shape == (2**20, 2**20, 0)
+    assert decode_file(p)["z"].shape == (2**20, 2**20, 0)
+
+
+def test_lone_surrogates_are_refused(tmp_path):
+    with pytest.raises(SeedError, match="surrogate"):
+        fmt.write_seed(str(tmp_path / "w.seed"), model_name="bad\ud800", model_source="", tensors=[])
+    with pytest.raises(ValueError, match="surrogate"):          # the escape parses as JSON, but is no text
+        fmt.parse_metadata(b'{"model": {"name": "x\\ud800"}}')
+    assert fmt.parse_metadata(b'{"name": "\\ud83d\\ude00"}') == {"name": "\U0001F600"}   # a valid pair

@@ -10,9 +10,6 @@ from seedcore.model import Model
 
 from test_onnx import attention_graph, attention_ref, mlp_graph, mlp_ref
 
-native = pytest.importorskip("seedcore._native")
-needs_executor = pytest.mark.skipif(not hasattr(native, "Graph"),
-                                    reason="seedcore._native.Graph (the graph executor) is not built")
 rng = np.random.default_rng(1)
 
 
@@ -67,7 +64,6 @@ def test_input_errors_are_seed_errors():
         mlp(np.zeros((3, 8), np.int64))
 
 
-@needs_executor
 def test_call_and_run_match_torch():
     graph, w = mlp_graph()
     model = Model(w, graph=graph, name="mlp")
@@ -89,7 +85,6 @@ def test_call_and_run_match_torch():
     np.testing.assert_array_equal(enc(mask=mask, ids=ids), got)
 
 
-@needs_executor
 def test_several_outputs_and_determinism():
     graph, w = two_output_graph()
     model = Model(w, graph=graph)
@@ -102,9 +97,8 @@ def test_several_outputs_and_determinism():
     np.testing.assert_array_equal(model(x)[0], y)
 
 
-@needs_executor
 def test_native_and_onnx_agree(tmp_path):
-    ort = pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
     graph, w, _ = attention_graph()
     model = Model(w, graph=graph)
     model.export_onnx(tmp_path / "enc.onnx", opset=18)

@@ -3,7 +3,6 @@ the graph) -> .seed -> assemble -> native forward and ONNX in onnxruntime, both
 within 1e-4 of the output's scale of the torch model."""
 
 import numpy as np
-import pytest
 import torch
 
 import seedcore

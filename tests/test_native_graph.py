@@ -269,3 +269,29 @@ def test_bad_graphs_rejected():
     bad(lambda h: None, r"bias 'q_b'", {**w, "q_b": f32(3)})
     bad(lambda h: None, r"must be 2-D", {**w, "q_w": f32(32 * 32)})
     bad(lambda h: None, r"not C-contiguous", {**w, "q_w": np.asfortranarray(f32(32, 32))})
+
+
+def test_conv2d_weight_from_a_graph_input_is_checked_at_run_time():
+    """A weight that is a graph input is not checked when the graph is built; the
+    executor must check its rank and groups before indexing its shape."""
+    attrs = {"stride": [1, 1], "padding": [0, 0], "dilation": [1, 1], "groups": 2}
+    g = graph([("x", "float32", [1, 4, 5, 5]), ("w", "float32", ["a", "b"])],
+              [("y", "float32", [1, 3, 5, 5])], [node("conv2d", ["x", "w", None], "y", attrs, "conv")])
+    ex = _native.Graph(json.dumps(g), {})
+    with pytest.raises(SeedError, match=r"conv.*4-D"):
+        ex.run({"x": f32(1, 4, 5, 5), "w": f32(2, 1)})
+    g["inputs"][1]["shape"] = [3, 2, 1, 1]
+    ex = _native.Graph(json.dumps(g), {})
+    with pytest.raises(SeedError, match="groups"):
+        ex.run({"x": f32(1, 4, 5, 5), "w": f32(3, 2, 1, 1)})
+
+
+def test_input_list_has_one_item_per_slot():
+    """format.md 4: `in` has exactly one item per input; an absent optional input is null."""
+    g = graph([("x", "float32", ["n", 3])], [("y", "float32", ["n", 2])],
+              [node("linear", ["x", "w"], "y", path="fc")])
+    with pytest.raises(SeedError, match=r"fc.*takes 3 inputs"):
+        _native.Graph(json.dumps(g), {"w": f32(2, 3)})
+    g["nodes"][0]["in"] = ["x", "w", None]
+    out = _native.Graph(json.dumps(g), {"w": f32(2, 3)}).run({"x": f32(4, 3)})
+    assert out["y"].shape == (4, 2)

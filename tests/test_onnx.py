@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
-torch = pytest.importorskip("torch")
+import onnx
+import onnxruntime as ort
+import torch
 F = torch.nn.functional
 
 from seedcore import SeedError  # noqa: E402

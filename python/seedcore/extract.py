@@ -114,6 +114,16 @@ def _sha256(path: str) -> str:
     return h.hexdigest()
 
 
+def _safetensors_object(pairs):
+    """json object hook: a repeated key is an error, not a silent overwrite."""
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
 def read_safetensors(path: str) -> list:
     """[(name, numpy array)] from a .safetensors file, memory-mapped; bfloat16
     tensors come back as float32 (exact)."""
@@ -129,7 +139,7 @@ def read_safetensors(path: str) -> list:
         if hlen > _MAX_SAFETENSORS_HEADER or 8 + hlen > size:
             raise SeedError(f"{path}: safetensors header: length {hlen} does not fit the {size}-byte file")
         try:
-            header = json.loads(f.read(hlen).decode("utf-8"))
+            header = json.loads(f.read(hlen).decode("utf-8"), object_pairs_hook=_safetensors_object)
         except (UnicodeDecodeError, ValueError) as e:
             raise SeedError(f"{path}: safetensors header: invalid JSON ({e})") from None
         if not isinstance(header, dict):
@@ -145,15 +155,16 @@ def read_safetensors(path: str) -> list:
         if not isinstance(spec, dict) or not {"dtype", "shape", "data_offsets"} <= set(spec):
             raise SeedError(f"{where}: entry needs dtype, shape and data_offsets")
         st = spec["dtype"]
-        if st not in _SAFETENSORS_DTYPES:
+        if not isinstance(st, str) or st not in _SAFETENSORS_DTYPES:
             raise SeedError(f"{where}: safetensors dtype {st!r} is not supported")
         dtype, np_dtype = _SAFETENSORS_DTYPES[st]
         shape = spec["shape"]
         offs = spec["data_offsets"]
-        if (not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape)
+        if (not isinstance(shape, list) or len(shape) > 8
+                or not all(type(d) is int and 0 <= d < 2 ** 32 for d in shape)
                 or not isinstance(offs, list) or len(offs) != 2
                 or not all(type(o) is int for o in offs)):
-            raise SeedError(f"{where}: malformed shape or data_offsets")
+            raise SeedError(f"{where}: malformed shape or data_offsets (at most 8 dimensions, each < 2^32)")
         begin, end = offs
         n = math.prod(shape)
         itemsize = np.dtype(np_dtype).itemsize

@@ -215,6 +215,10 @@ def parse_metadata(raw: bytes) -> Any:
         raise ValueError(f"invalid JSON: {e}") from None
     if _json_depth(value) > MAX_JSON_DEPTH:
         raise ValueError(f"JSON nesting deeper than {MAX_JSON_DEPTH}")
+    try:  # an escaped lone surrogate ("\\ud800") parses, but is no Unicode text
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("invalid JSON: a string holds a lone UTF-16 surrogate escape") from None
     return value
 
 
@@ -373,14 +377,18 @@ def write_seed(
             raise SeedError(
                 f"{path}: tensor {e.name!r}: payload is {got} bytes, codec {e.codec} expects {expected}"
             )
-    layout = plan_layout(
-        model_name=model_name,
-        model_source=model_source,
-        tensors=tensors,
-        graph=graph,
-        provenance=provenance,
-        tool_version=tool_version,
-    )
+    try:
+        layout = plan_layout(
+            model_name=model_name,
+            model_source=model_source,
+            tensors=tensors,
+            graph=graph,
+            provenance=provenance,
+            tool_version=tool_version,
+        )
+    except UnicodeEncodeError as e:
+        raise SeedError(f"{path}: metadata: the string {e.object[max(0, e.start - 20):e.end + 20]!r} "
+                        "holds a lone surrogate, which UTF-8 cannot encode") from None
     if len(layout.metadata) > MAX_METADATA_LENGTH:
         raise SeedError(
             f"{path}: metadata: {len(layout.metadata)} bytes, more than the {MAX_METADATA_LENGTH} allowed"

@@ -50,11 +50,16 @@ std::string TensorSpec::shape_string() const {
 uint64_t checked_element_count(const std::vector<uint64_t>& shape, const std::string& where) {
   if (shape.size() > 8)
     throw SeedError(where + ": shape has " + std::to_string(shape.size()) + " dimensions (at most 8)");
-  uint64_t n = 1;
+  bool empty = false;
   for (size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] >= (uint64_t(1) << 32))
       throw SeedError(where + ": shape dimension " + std::to_string(i) + " is " +
                       std::to_string(shape[i]) + " (must be < 2^32)");
+    empty |= shape[i] == 0;
+  }
+  if (empty) return 0;  // the limit is on n itself, not on partial products
+  uint64_t n = 1;
+  for (size_t i = 0; i < shape.size(); ++i) {
     n *= shape[i];  // both factors < 2^32: no overflow in 64 bits
     if (n >= (uint64_t(1) << 32))
       throw SeedError(where + ": shape has 2^32 or more elements (n must be < 2^32)");

@@ -340,10 +340,10 @@ Graph::Graph(std::string_view graph_json, const std::unordered_map<std::string, 
     const uint32_t in = p.member(ni, "in", where);
     if (doc.kind(in) != Kind::array) node_error(n, "'in' must be a list");
     const auto in_items = children(doc, in);
-    if (in_items.size() < size_t(schema.required) || in_items.size() > schema.inputs.size())
-      node_error(n, "takes " + std::to_string(schema.required) +
-                        (schema.inputs.size() > size_t(schema.required) ? " to " + std::to_string(schema.inputs.size()) : "") +
-                        " inputs, got " + std::to_string(in_items.size()));
+    // Exactly one item per input slot; an absent optional input is null (format.md 4).
+    if (in_items.size() != schema.inputs.size())
+      node_error(n, "takes " + std::to_string(schema.inputs.size()) + " inputs (null for an absent optional one), got " +
+                        std::to_string(in_items.size()));
     std::vector<const TensorRef*> weight_refs;
     for (size_t k = 0; k < in_items.size(); ++k) {
       const uint32_t item = in_items[k];

@@ -29,6 +29,17 @@ Value run_conv2d(const Node& n, const std::vector<const Value*>& in, RunContext&
   const Value* b = in.size() > 2 ? in[2] : nullptr;
   need_nchw(n, x);
   const Attrs& a = n.attrs;
+  // The weight may be any value (a graph input or a node output), not only a
+  // file tensor checked at load time: check it before indexing its shape.
+  if (w.shape.size() != 4)
+    node_error(n, "weight '" + n.in_names[1] + "' must be 4-D (OC, C/groups, KH, KW), has shape " +
+                      shape_string(w.shape));
+  if (a.groups <= 0 || w.shape[0] % a.groups != 0)
+    node_error(n, "weight '" + n.in_names[1] + "' has " + std::to_string(w.shape[0]) +
+                      " output channels, not a multiple of groups " + std::to_string(a.groups));
+  if (b && (b->shape.size() != 1 || b->shape[0] != w.shape[0]))
+    node_error(n, "bias '" + n.in_names[2] + "' has shape " + shape_string(b->shape) + ", expected [" +
+                      std::to_string(w.shape[0]) + "]");
   const int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
   const int64_t OC = w.shape[0], Cg = w.shape[1], KH = w.shape[2], KW = w.shape[3], G = a.groups;
   if (Cg * G != C)
