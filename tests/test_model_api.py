@@ -114,3 +114,12 @@ def test_bad_graph_is_a_seed_error():
     del w["l1.bias"]
     with pytest.raises(SeedError, match="l1.bias"):
         Model(w, graph=graph)(np.zeros((1, 8), np.float32))
+
+
+def test_threads_zero_means_all_cores(tmp_path):
+    graph, weights = mlp_graph()
+    from seedcore.model import Model
+    model = Model(weights, name="mlp", graph=graph)
+    x = rng.standard_normal((5, graph["inputs"][0]["shape"][1])).astype(np.float32)
+    np.testing.assert_array_equal(model.run({graph["inputs"][0]["name"]: x}, threads=0)[graph["outputs"][0]["name"]],
+                                  model.run({graph["inputs"][0]["name"]: x}, threads=1)[graph["outputs"][0]["name"]])

@@ -196,6 +196,8 @@ class Model:
         arrays = self._prepare(inputs)
         executor = self._native_graph()
         t = self.threads if threads is None else threads
+        if int(t) == 0:  # all cores, as documented; the executor takes a count
+            t = os.cpu_count() or 1
         try:
             result = executor.run(arrays, threads=int(t))
         except SeedError:
