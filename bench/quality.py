@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Whole-model fidelity per codec (issue 3's acceptance numbers), baselines beside.
+
+- all-MiniLM-L6-v2: mean / min cosine between the assembled model's sentence
+  embeddings and the original torch model's, on 16 fixed sentences (the MiniLM
+  seeds of bench/minilm_weights.py, cached in bench/out/, run by the native
+  executor on the captured graph).
+- MobileNetV2 (ImageNet): top-1 agreement with the original torch model on 200
+  fixed crops of scikit-learn's sample photos (``zoo.sample_image_crops``), for
+  each codec applied to every weight of 2+ dimensions (the default rules), and
+  with the 21 per-channel-small tensors (< 32 weights per output channel: the
+  first conv and the depthwise convs) kept as float16.
+
+    python bench/quality.py [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+import seedcore
+
+from _common import OUT, machine, minilm_seed, write_section
+
+SECTION = "quality"
+SENTENCES = [
+    "The cat sits on the mat.", "A quick brown fox jumps over the lazy dog.",
+    "Edge devices have little memory.", "Compression trades bits for accuracy.",
+    "Seeds regenerate weights from a pseudo-random basis.", "I love pizza with extra cheese.",
+    "The stock market fell sharply today.", "How do I reset my password?",
+    "Rain is expected over the weekend.", "She plays the violin in an orchestra.",
+    "Quantum computers use qubits.", "Our train was delayed by an hour.",
+    "This recipe needs two eggs and flour.", "The museum opens at nine.",
+    "Neural networks learn from data.", "He forgot his umbrella at home.",
+]
+MINILM_CODECS = [("q8", None, "q8 (baseline)"), ("q4", None, "q4 / Q4_0 (baseline)"),
+                 ("prng", 4.5, "prng 4.5 bpw"), ("prng", 4, "prng 4 bpw (the default)"),
+                 ("prng", 3, "prng 3 bpw"), ("stats", None, "stats (no knowledge; = random init)")]
+MOBILENET_CODECS = [("raw", None), ("q8", None), ("q4", None), ("prng", 4.5), ("prng", 4)]
+
+
+def minilm_rows() -> list[dict]:
+    import torch
+
+    from seedcore import zoo
+    module, tokenize = zoo.load_minilm()
+    ids, mask = (np.asarray(t, dtype=np.int64) for t in tokenize(SENTENCES))
+    with torch.no_grad():
+        ref = module(torch.as_tensor(ids), torch.as_tensor(mask)).numpy().astype(np.float64)
+    axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}}
+    graph = seedcore.extract(module, example_inputs=(torch.as_tensor(ids[:2]), torch.as_tensor(mask[:2])),
+                             codec="raw", progress=False, input_names=["input_ids", "attention_mask"],
+                             output_names=["sentence_embedding"], dynamic_axes=axes).graph
+    rows = []
+    for codec, bits, label in MINILM_CODECS:
+        path, _ = minilm_seed(codec, bits)
+        model = seedcore.assemble(path)
+        model.graph = graph     # the weights-only seed + the captured graph (same tensor names)
+        out = model.run({"input_ids": ids, "attention_mask": mask})["sentence_embedding"].astype(np.float64)
+        cos = (out * ref).sum(1) / np.linalg.norm(out, axis=1) / np.linalg.norm(ref, axis=1)
+        rows.append({"what": label, "bpw": 8 * path.stat().st_size / 22_713_216,
+                     "mean": float(cos.mean()), "min": float(cos.min())})
+    return rows
+
+
+def mobilenet_rows() -> list[dict]:
+    import torch
+
+    from seedcore import zoo
+    module = zoo.load_mobilenet_v2()
+    x = zoo.sample_image_crops(n=200)
+    with torch.no_grad():
+        ref = module(torch.as_tensor(x)).numpy().argmax(1)
+    example = (torch.as_tensor(x[:2]),)
+    base = seedcore.extract(module, example_inputs=example, codec="raw", progress=False)
+    small = [t.name for t in base.tensors if len(t.shape) == 4 and int(np.prod(t.shape[1:])) < 32]
+    nparams = sum(int(np.prod(t.shape)) for t in base.tensors)
+    rows = []
+    for codec, bits in MOBILENET_CODECS:
+        for keep_small in ((False, True) if codec != "raw" else (False,)):
+            rules = [(n, "raw:float16") for n in small] if keep_small else None
+            seed = seedcore.extract(module, example_inputs=example, codec=codec, bits=bits, rules=rules,
+                                    progress=False)
+            path = OUT / "mobilenet-quality.seed"
+            seed.save(path)
+            model = seedcore.assemble(path)
+            got = next(iter(model.run({model.input_specs[0]["name"]: x}, threads=0).values())).argmax(1)
+            label = f"{codec}{f' {bits} bpw' if bits else ''}" + (
+                f", the {len(small)} per-channel-small tensors float16" if keep_small else "")
+            rows.append({"what": label, "bpw": 8 * path.stat().st_size / nparams,
+                         "agree": float((got == ref).mean())})
+    return rows
+
+
+def render(minilm: list[dict], mobilenet: list[dict]) -> str:
+    lines = [f"<!-- {SECTION}:begin -->", "## Whole-model fidelity per codec (issue 3)", "",
+             f"Command: `python bench/quality.py --write` · machine: {machine()} · {time.strftime('%Y-%m-%d')}",
+             "", f"all-MiniLM-L6-v2: cosine between the assembled and the original sentence embeddings, "
+             f"{len(SENTENCES)} fixed sentences (native forward pass). Target with the default codec: "
+             "mean ≥ 0.97.", "",
+             "| seed | bits/weight | mean cosine | min cosine |", "|---|---|---|---|"]
+    lines += [f"| {r['what']} | {r['bpw']:.2f} | {r['mean']:.4f} | {r['min']:.4f} |" for r in minilm]
+    lines += ["", "MobileNetV2 (ImageNet): top-1 agreement with the original on 200 fixed crops of "
+              "scikit-learn's sample photos (native forward pass; batch norm folded into the convs). "
+              "Target with the default codec: ≥ 95 %.", "",
+              "| seed | bits/weight | top-1 agreement |", "|---|---|---|"]
+    lines += [f"| {r['what']} | {r['bpw']:.2f} | {100 * r['agree']:.1f} % |" for r in mobilenet]
+    lines += ["", f"<!-- {SECTION}:end -->"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--write", action="store_true", help="replace this section of bench/RESULTS.md")
+    args = ap.parse_args(argv)
+    text = render(minilm_rows(), mobilenet_rows())
+    print(text)
+    if args.write:
+        write_section(SECTION, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
