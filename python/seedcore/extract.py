@@ -27,7 +27,7 @@ import numpy as np
 from ._version import __version__
 from .codecs import get_codec
 from .errors import SeedError
-from .format import CODEC_NAMES, FLOAT_DTYPES, INTEGER_DTYPES, TensorEntry
+from .format import CODEC_NAMES, FLOAT_DTYPES, INTEGER_DTYPES, TensorEntry, _JSONRefusal, _object_without_duplicates
 from .seed import Seed
 
 #: default bit rates per codec, and the values of ``bits`` each codec accepts
@@ -114,16 +114,6 @@ def _sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def _safetensors_object(pairs):
-    """json object hook: a repeated key is an error, not a silent overwrite."""
-    out = {}
-    for k, v in pairs:
-        if k in out:
-            raise ValueError(f"duplicate key {k!r}")
-        out[k] = v
-    return out
-
-
 def read_safetensors(path: str) -> list:
     """[(name, numpy array)] from a .safetensors file, memory-mapped; bfloat16
     tensors come back as float32 (exact)."""
@@ -139,8 +129,8 @@ def read_safetensors(path: str) -> list:
         if hlen > _MAX_SAFETENSORS_HEADER or 8 + hlen > size:
             raise SeedError(f"{path}: safetensors header: length {hlen} does not fit the {size}-byte file")
         try:
-            header = json.loads(f.read(hlen).decode("utf-8"), object_pairs_hook=_safetensors_object)
-        except (UnicodeDecodeError, ValueError) as e:
+            header = json.loads(f.read(hlen).decode("utf-8"), object_pairs_hook=_object_without_duplicates)
+        except (UnicodeDecodeError, ValueError, _JSONRefusal) as e:
             raise SeedError(f"{path}: safetensors header: invalid JSON ({e})") from None
         if not isinstance(header, dict):
             raise SeedError(f"{path}: safetensors header: not a JSON object")
