@@ -57,6 +57,10 @@ def _number(v):
     return None if _is_num(v) else "a finite number"
 
 
+def _number_nonneg(v):
+    return None if _is_num(v) and v >= 0 else "a finite number >= 0"
+
+
 def _number_or_null(v):
     return None if v is None or _is_num(v) else "a finite number or null"
 
@@ -85,8 +89,8 @@ OPS: dict[str, tuple[int, tuple, dict]] = {
     "max_pool2d": (1, (), {"kernel": (_int_list(2, 1), _REQUIRED), "stride": (_int_list(2, 1), _REQUIRED),
                            "padding": (_int_list(2, 0), _REQUIRED)}),
     "avg_pool_global": _UNARY,
-    "batch_norm": (5, (), {"eps": (_number, _REQUIRED)}),
-    "layer_norm": (3, (1, 2), {"eps": (_number, _REQUIRED)}),
+    "batch_norm": (5, (), {"eps": (_number_nonneg, _REQUIRED)}),
+    "layer_norm": (3, (1, 2), {"eps": (_number_nonneg, _REQUIRED)}),
     "embedding": (2, (), {}),
     "arange_like": (1, (), {"axis": (_int(), _REQUIRED)}),
     "select": (1, (), {"axis": (_int(), _REQUIRED), "index": (_int(), _REQUIRED)}),
@@ -94,7 +98,7 @@ OPS: dict[str, tuple[int, tuple, dict]] = {
     "gelu": (1, (), {"approximate": (_one_of("none", "tanh"), _REQUIRED)}),
     "clamp": (1, (), {"min": (_number_or_null, _REQUIRED), "max": (_number_or_null, _REQUIRED)}),
     "softmax": (1, (), {"axis": (_int(), _REQUIRED)}),
-    "normalize": (1, (), {"axis": (_int(), _REQUIRED), "eps": (_number, _REQUIRED)}),
+    "normalize": (1, (), {"axis": (_int(), _REQUIRED), "eps": (_number_nonneg, _REQUIRED)}),
     "reshape": (1, (), {"shape": (_int_list(None, -1), _REQUIRED)}),
     "flatten": (1, (), {"start": (_int(), _REQUIRED), "end": (_int(), _REQUIRED)}),
     "transpose": (1, (), {"perm": (_int_list(None), _REQUIRED)}),
