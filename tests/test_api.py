@@ -104,6 +104,18 @@ def test_assemble_matches_reference(tmp_path, small_state_dict):
         seedcore.assemble(12)
 
 
+def test_assemble_refuses_a_loaded_seed_whose_file_was_rewritten(tmp_path, small_state_dict):
+    p = str(tmp_path / "m.seed")
+    seedcore.extract(small_state_dict, codec="q8", progress=False).save(p)
+    loaded = seedcore.load(p)
+    other = {k: v + 1 if v.dtype.kind == "f" else v for k, v in small_state_dict.items()}
+    seedcore.extract(other, codec="q4", progress=False).save(p)   # atomic replace under the loaded Seed
+    with pytest.raises(SeedError, match="changed on disk after it was loaded"):
+        seedcore.assemble(loaded)
+    assert same_bits(seedcore.assemble(seedcore.load(p))["layer.1.weight"],
+                     seedcore.load(p).decode_reference("layer.1.weight"))
+
+
 def test_model_save_safetensors(tmp_path, small_state_dict):
     from safetensors.numpy import load_file
 

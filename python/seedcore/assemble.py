@@ -59,7 +59,10 @@ def assemble(seed_or_path: Any, threads: int = 0, *, impl: str = "auto",
         seed = seed_or_path
         reader = seed._reader
         if reader is not None and reader._mm is not None and seed.path and os.path.exists(seed.path):
-            tensors = decode_file(seed.path, threads=threads, impl=impl, max_bytes=max_bytes)
+            meta, tensors = _decode_with_metadata(seed.path, threads=threads, impl=impl, max_bytes=max_bytes)
+            if meta != reader.metadata:  # rewritten since load: its tensors are not this Seed's
+                raise SeedError(f"{seed.path}: the file changed on disk after it was loaded; "
+                                "load it again (seedcore.load) or assemble the path")
         else:  # not saved yet: write it to a temporary file and decode that
             fd, tmp = tempfile.mkstemp(suffix=".seed")
             os.close(fd)
