@@ -79,12 +79,30 @@ struct GemmArgs {
   // per-call transposing pack (about a quarter of a linear layer's GEMM time here).
   const float* b_packed = nullptr;
   bool accumulate = false;
+  // Optional epilogue, applied to each C element after its last K chunk (while the tile
+  // is in L1) instead of a separate pass: C = min(max(C, clamp_min), clamp_max), NaN
+  // kept (a conv2d followed by ReLU6, fused at graph load).
+  bool clamp_has_min = false, clamp_has_max = false;
+  float clamp_min = 0.0f, clamp_max = 0.0f;
 };
 void gemm(const GemmArgs& args, const GraphKernels& kernels, TaskRunner* runner);
 
 // B (args.K x args.N, from args.b / b_ks / b_ns) as the panels gemm reads with
 // args.b_packed: ceil(N / nr) panels of K x nr floats, columns past N zero.
 std::vector<float> gemm_pack_b(const GemmArgs& args, const GraphKernels& kernels);
+
+// The epilogue clamp of GemmArgs (and of the graph's clamp op): v < lo -> lo, v > hi -> hi,
+// NaN passes through.
+inline void gemm_clamp_row(const GemmArgs& g, float* row, int64_t n) {
+  if (g.clamp_has_min) {
+    const float lo = g.clamp_min;
+    for (int64_t j = 0; j < n; ++j) row[j] = row[j] < lo ? lo : row[j];
+  }
+  if (g.clamp_has_max) {
+    const float hi = g.clamp_max;
+    for (int64_t j = 0; j < n; ++j) row[j] = row[j] > hi ? hi : row[j];
+  }
+}
 
 // Straight triple loop in k order (double-free, float accumulation): the test oracle.
 void gemm_reference(const GemmArgs& args);

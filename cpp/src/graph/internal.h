@@ -50,6 +50,13 @@ struct Node {
   std::string out_name;
   Attrs attrs;
   std::vector<int> release;           // slots whose last use is this node
+  // conv2d only: the clamp that was its output's sole consumer, applied in the conv's
+  // epilogue (attrs has_min/min/has_max/max); that clamp node became an identity.
+  bool fused_clamp = false;
+  // linear with a file weight: Wᵀ packed once at load into the GEMM's B panels for the
+  // kernel table `packed_for` (the per-call transposing pack cost ~10% of MiniLM).
+  std::shared_ptr<const std::vector<float>> packed_b;
+  const GraphKernels* packed_for = nullptr;
 };
 
 // "graph node 3 (linear, path 'encoder.0.fc'): <what>"

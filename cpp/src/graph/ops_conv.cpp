@@ -57,6 +57,14 @@ Value run_conv2d(const Node& n, const std::vector<const Value*>& in, RunContext&
   const int64_t sh = a.stride[0], sw = a.stride[1], ph = a.padding[0], pw = a.padding[1];
   const int64_t dh = a.dilation[0], dw = a.dilation[1];
 
+  GemmArgs clamp;  // the fused clamp's bounds, in the form the GEMM epilogue takes
+  if (n.fused_clamp) {
+    clamp.clamp_has_min = a.has_min;
+    clamp.clamp_min = float(a.min);
+    clamp.clamp_has_max = a.has_max;
+    clamp.clamp_max = float(a.max);
+  }
+
   if (Cg == 1 && OCg == 1 && KH == 3 && KW == 3 && dh == dw && sh == sw) {  // depthwise 3x3, direct
     const int64_t Hp = H + 2 * ph, Wp = W + 2 * pw;
     std::vector<std::vector<float>> scratch(ctx.runner->workers());
@@ -68,6 +76,7 @@ Value run_conv2d(const Node& n, const std::vector<const Value*>& in, RunContext&
       for (int64_t h = 0; h < H; ++h) std::memcpy(&pad[size_t((h + ph) * Wp + pw)], src + h * W, size_t(W) * 4);
       ctx.kernels.depthwise3x3(pad.data(), Wp, OH, OW, int(sh), int(dh), wp + c * 9, bp ? bp[c] : 0.0f,
                                yp + int64_t(t) * P);
+      if (n.fused_clamp) gemm_clamp_row(clamp, yp + int64_t(t) * P, P);
     });
     return y;
   }
@@ -105,6 +114,10 @@ Value run_conv2d(const Node& n, const std::vector<const Value*>& in, RunContext&
       ga.b = B; ga.b_ks = P; ga.b_ns = 1;
       ga.c = yp + (img * OC + g * OCg) * P; ga.c_rs = P; ga.c_cs = 1;
       ga.bias_m = bp ? bp + g * OCg : nullptr;  // added in the GEMM's tiles, no extra pass
+      ga.clamp_has_min = clamp.clamp_has_min;
+      ga.clamp_min = clamp.clamp_min;
+      ga.clamp_has_max = clamp.clamp_has_max;
+      ga.clamp_max = clamp.clamp_max;
       gemm(ga, ctx.kernels, ctx.runner);
     }
   }

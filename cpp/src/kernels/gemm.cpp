@@ -123,6 +123,7 @@ void gemm_reference(const GemmArgs& g) {
       if (g.bias_m) acc += g.bias_m[i];
       if (g.bias_n) acc += g.bias_n[j];
       for (int64_t k = 0; k < g.K; ++k) acc += g.a[i * g.a_rs + k * g.a_cs] * g.b[k * g.b_ks + j * g.b_ns];
+      gemm_clamp_row(g, &acc, 1);
       g.c[i * g.c_rs + j * g.c_cs] = acc;
     }
 }
@@ -136,6 +137,7 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
         float v = g.accumulate ? c : 0.0f;
         if (g.bias_m) v += g.bias_m[i];
         if (g.bias_n) v += g.bias_n[j];
+        gemm_clamp_row(g, &v, 1);
         c = v;
       }
     return;
@@ -180,6 +182,7 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
   AlignedFloats packed_a = alloc_floats(a_block_floats * workers);
   const bool c_direct = g.c_cs == 1;
   const bool has_bias = g.bias_m != nullptr || g.bias_n != nullptr;
+  const bool has_clamp = g.clamp_has_min || g.clamp_has_max;
 
   auto task = [&](size_t t, unsigned worker) {
     const int64_t im = int64_t(t) / n_blocks, jn = int64_t(t) % n_blocks;
@@ -190,6 +193,7 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
     for (int64_t pc = 0; pc < g.K; pc += KC) {
       const int kc = int(std::min<int64_t>(KC, g.K - pc));
       const bool first = pc == 0;
+      const bool last = pc + kc >= g.K;
       const bool acc = g.accumulate || !first || has_bias;
       pack_a_block(g, MR, i_begin, i_end - i_begin, pc, kc, abuf);
       for (int64_t p = p_begin; p < p_end; ++p) {
@@ -216,6 +220,8 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
           if (c_direct && nr == NR && mr == MR) {
             if (first && has_bias) start_tile(g, i0, col0, mr, nr, cp, g.c_rs);
             kern.gemm_micro(kc, ap, bp, b_ks, cp, g.c_rs, acc);
+            if (last && has_clamp)
+              for (int i = 0; i < mr; ++i) gemm_clamp_row(g, cp + i * g.c_rs, nr);
             continue;
           }
           if (acc) {  // the tile's rows/columns past mr/nr are never stored: any value will do
@@ -225,6 +231,8 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
             if (first) start_tile(g, i0, col0, mr, nr, tile, NR);
           }
           kern.gemm_micro(kc, ap, bp, b_ks, tile, NR, acc);
+          if (last && has_clamp)
+            for (int i = 0; i < mr; ++i) gemm_clamp_row(g, tile + i * NR, nr);
           for (int i = 0; i < mr; ++i)
             for (int j = 0; j < nr; ++j) cp[i * g.c_rs + j * g.c_cs] = tile[i * NR + j];
         }
