@@ -179,7 +179,7 @@ void test_depthwise() {
     for (int stride : {1, 2, 3})
       for (int dil : {1, 2})
         for (int64_t oh : {1, 3})
-          for (int64_t ow : {1, 4, 7, 8, 9, 17, 33}) {
+          for (int64_t ow : {1, 4, 7, 8, 9, 17, 33, 56, 71, 112}) {
             const int64_t in_w = (ow - 1) * stride + 2 * dil + 1 + 3, in_h = (oh - 1) * stride + 2 * dil + 1;
             std::vector<float> in = randn(size_t(in_w * in_h + 32)), w = randn(9);
             std::vector<float> a(size_t(oh * ow)), b(size_t(oh * ow));

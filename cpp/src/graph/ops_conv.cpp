@@ -70,7 +70,9 @@ Value run_conv2d(const Node& n, const std::vector<const Value*>& in, RunContext&
     std::vector<std::vector<float>> scratch(ctx.runner->workers());
     ctx.runner->run(size_t(N * C), [&](size_t t, unsigned worker) {
       std::vector<float>& pad = scratch[worker];
-      pad.assign(size_t(Hp * Wp + 32), 0.0f);
+      // Zeroed once per worker: later planes overwrite only the interior, so the
+      // padding border and the tail stay zero.
+      if (pad.empty()) pad.assign(size_t(Hp * Wp + 32), 0.0f);
       const int64_t c = int64_t(t) % C;
       const float* src = xp + int64_t(t) * H * W;
       for (int64_t h = 0; h < H; ++h) std::memcpy(&pad[size_t((h + ph) * Wp + pw)], src + h * W, size_t(W) * 4);
