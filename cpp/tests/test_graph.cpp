@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -190,6 +191,52 @@ void test_depthwise() {
             CHECK_MSG(worst < 1e-5, "%s depthwise stride=%d dil=%d ow=%lld: error %g", isa_name(isa), stride, dil,
                       (long long)ow, worst);
           }
+  }
+}
+
+// GELU (erf) and row softmax: each SIMD kernel against its scalar twin (libm erf/exp,
+// double sum). Stated tolerances: GELU |simd - scalar| <= 4e-7 * max(1, |x|) (the
+// polynomial erf is good to about 1e-7 absolute); softmax |simd - scalar| <= 2e-6 *
+// max(y) per row (polynomial exp, float lane sums). Also NaN in, NaN out; -inf gives 0.
+void test_activations() {
+  const GraphKernels& sk = graph_kernels(Isa::scalar);
+  for (Isa isa : simd_isas()) {
+    const GraphKernels& k = graph_kernels(isa);
+    for (int64_t n : {1, 3, 7, 8, 9, 31, 128, 1000}) {
+      std::vector<float> x = randn(size_t(n));
+      for (size_t i = 0; i < x.size(); ++i) x[i] *= (i % 3 == 0) ? 6.0f : 1.5f;
+      if (n > 8) { x[1] = 0.0f; x[2] = -30.0f; x[3] = 30.0f; x[4] = -4.0f; x[5] = 1e-20f; }
+      std::vector<float> a(x.size()), b(x.size());
+      sk.gelu_erf(x.data(), a.data(), n);
+      k.gelu_erf(x.data(), b.data(), n);
+      double worst = 0;
+      for (size_t i = 0; i < a.size(); ++i)
+        worst = std::max(worst, std::abs(double(a[i]) - b[i]) / std::max(1.0, std::abs(double(x[i]))));
+      CHECK_MSG(worst <= 4e-7, "%s gelu n=%lld: error %g", isa_name(isa), (long long)n, worst);
+      for (float scale : {1.0f, 8.0f}) {
+        std::vector<float> s = x;
+        for (auto& v : s) v *= scale;
+        if (n > 4) s[size_t(n) / 2] = -10000.0f;  // a masked position
+        if (n > 5) s[size_t(n) / 3] = -std::numeric_limits<float>::infinity();
+        sk.softmax_row(s.data(), a.data(), n);
+        k.softmax_row(s.data(), b.data(), n);
+        double top = 0, err = 0;
+        for (size_t i = 0; i < a.size(); ++i) {
+          top = std::max(top, double(a[i]));
+          err = std::max(err, std::abs(double(a[i]) - b[i]));
+        }
+        CHECK_MSG(err <= 2e-6 * top, "%s softmax n=%lld scale=%g: error %g (max %g)", isa_name(isa), (long long)n,
+                  double(scale), err, top);
+        if (n > 5) CHECK(b[size_t(n) / 3] == 0.0f);
+      }
+    }
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    std::vector<float> x = {1.0f, nan, -2.0f, 0.5f, 3.0f, -1.0f, 2.0f, 0.25f, nan};
+    std::vector<float> y(x.size());
+    k.gelu_erf(x.data(), y.data(), int64_t(x.size()));
+    CHECK(std::isnan(y[1]) && std::isnan(y[8]) && !std::isnan(y[0]));
+    k.softmax_row(x.data(), y.data(), int64_t(x.size()));
+    CHECK(std::isnan(y[0]));
   }
 }
 
@@ -383,6 +430,7 @@ int main() {
   test_gemm_micro_twins();
   test_gemm_pack_bt_twins();
   test_depthwise();
+  test_activations();
   test_conv_graph();
   test_mlp_graph();
   test_bad_graphs();

@@ -1,5 +1,5 @@
-// Kernels of the native forward pass: GEMM and depthwise 3x3 convolution, one
-// implementation per ISA (scalar reference, AVX2+FMA, NEON) behind one table.
+// Kernels of the native forward pass: GEMM, depthwise 3x3 convolution, GELU and row
+// softmax, one implementation per ISA (scalar reference, AVX2+FMA, NEON) behind one table.
 //
 // The GEMM is split in two layers (GotoBLAS / BLIS style):
 //   * a micro-kernel (per ISA) that computes one full MR x NR tile of C over kc steps
@@ -39,6 +39,11 @@ using GemmPackBtFn = void (*)(const float* w, ptrdiff_t w_rs, int64_t K, int nr,
 using Depthwise3x3Fn = void (*)(const float* in, int64_t in_w, int64_t oh_count, int64_t ow_count,
                                 int stride, int dil, const float* w, float bias, float* out);
 
+// y[i] = 0.5 x[i] (1 + erf(x[i] / sqrt 2)) for i < n (y may be x).
+using GeluFn = void (*)(const float* x, float* y, int64_t n);
+// Softmax of one contiguous row of n floats: y = exp(x - max x) / sum (y may be x).
+using SoftmaxRowFn = void (*)(const float* x, float* y, int64_t n);
+
 struct GraphKernels {
   Isa isa;
   int mr, nr;  // micro-kernel tile
@@ -46,6 +51,8 @@ struct GraphKernels {
   GemmMicroKernelFn gemm_micro;
   GemmPackBtFn gemm_pack_bt;
   Depthwise3x3Fn depthwise3x3;
+  GeluFn gelu_erf;          // SIMD ones: polynomial erf/exp, within the tolerances test_graph states
+  SoftmaxRowFn softmax_row;
 };
 
 // Throws SeedError when this build/CPU lacks `isa`. On x86 with AVX-512 (F, BW, VL, DQ;

@@ -76,7 +76,7 @@ Value run_layer_norm(const Node& n, const std::vector<const Value*>& in) {
   return y;
 }
 
-Value run_softmax_or_normalize(const Node& n, const Value& x) {
+Value run_softmax_or_normalize(const Node& n, const Value& x, const GraphKernels& kernels) {
   const int64_t axis = norm_axis(n, n.attrs.axis, int64_t(x.shape.size()), "axis");
   int64_t outer, len, inner;
   split_axis(x, axis, outer, len, inner);
@@ -85,6 +85,10 @@ Value run_softmax_or_normalize(const Node& n, const Value& x) {
   float* yp = mut_f32(y);
   const bool softmax = n.op == Op::softmax;
   const double eps = n.attrs.eps;
+  if (softmax && inner == 1) {  // contiguous rows (attention scores): the ISA's row kernel
+    for (int64_t o = 0; o < outer; ++o) kernels.softmax_row(xp + o * len, yp + o * len, len);
+    return y;
+  }
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t i = 0; i < inner; ++i) {
       const float* s = xp + o * len * inner + i;
@@ -170,11 +174,11 @@ Value run_reduce(const Node& n, const Value& x) {
 
 }  // namespace
 
-Value run_norm(const Node& n, const std::vector<const Value*>& in, RunContext&) {
+Value run_norm(const Node& n, const std::vector<const Value*>& in, RunContext& ctx) {
   switch (n.op) {
     case Op::batch_norm: return run_batch_norm(n, in);
     case Op::layer_norm: return run_layer_norm(n, in);
-    case Op::softmax: case Op::normalize: return run_softmax_or_normalize(n, *in[0]);
+    case Op::softmax: case Op::normalize: return run_softmax_or_normalize(n, *in[0], ctx.kernels);
     default: return run_reduce(n, *in[0]);
   }
 }
