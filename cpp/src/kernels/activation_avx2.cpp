@@ -82,6 +82,7 @@ void gelu_erf_avx2(const float* x, float* y, int64_t n) {
     _mm256_store_ps(tail, gelu_avx2(_mm256_load_ps(tail)));
     std::memcpy(y + i, tail, size_t(n - i) * sizeof(float));
   }
+  _mm256_zeroupper();  // clean upper state for the SSE code that follows (see depthwise_avx2.cpp)
 }
 
 // max, then e = exp(x - max) stored and summed in 8 float lanes (lane sums added in a
@@ -116,6 +117,7 @@ void softmax_row_avx2(const float* x, float* y, int64_t n) {
   int64_t i = 0;
   for (; i < n8; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(y + i), inv));
   for (; i < n; ++i) y[i] *= 1.0f / sum;
+  _mm256_zeroupper();
 }
 
 }  // namespace seedcore

@@ -140,6 +140,7 @@ void gemm_pack_bt_avx2(const float* w, ptrdiff_t w_rs, int64_t K, int nr, int NR
   }
   for (int64_t k = 0; k < K; ++k)
     for (int j = nr8; j < NR; ++j) dst[k * NR + j] = j < nr ? w[j * w_rs + k] : 0.0f;
+  _mm256_zeroupper();  // clean upper state for the SSE code that follows (see depthwise_avx2.cpp)
 }
 
 }  // namespace seedcore
