@@ -69,7 +69,7 @@ void test_gemm() {
     const GraphKernels& k = *kp;
     const Isa isa = k.isa;
     for (auto& s : sizes) {
-      for (int layout = 0; layout < 8; ++layout) {
+      for (int layout = 0; layout < 16; ++layout) {
         const int64_t M = s[0], K = s[1], N = s[2];
         std::vector<float> A = randn(size_t(M * K)), B = randn(size_t(K * N)), C0 = randn(size_t(M * N));
         std::vector<float> bm = randn(size_t(M)), bn = randn(size_t(N));
@@ -80,6 +80,14 @@ void test_gemm() {
         g.a_rs = at ? 1 : K; g.a_cs = at ? M : 1;
         g.b_ks = bt ? 1 : N; g.b_ns = bt ? K : 1;
         if (bias) { g.bias_m = bm.data(); g.bias_n = bn.data(); }
+        if (layout & 8) {  // a convolution's epilogue: row bias (in the micro-kernel unless accumulating) + clamp
+          g.bias_n = nullptr;
+          g.bias_m = bm.data();
+          g.clamp_has_min = true;
+          g.clamp_min = -0.5f;
+          g.clamp_has_max = !bias;  // with and without an upper bound
+          g.clamp_max = 1.5f;
+        }
         std::vector<float> ref = C0, got = C0, got2 = C0;
         for (bool acc : {false, true}) {
           g.accumulate = acc;
@@ -128,12 +136,19 @@ void test_gemm_micro_twins() {
     const GraphKernels& k = *kp;
     if (&k == &sk) continue;
     for (int kc : {1, 3, 4, 7, 256}) {
-      for (bool acc : {false, true}) {
+      for (int mode = 0; mode < 6; ++mode) {
+        // mode: accumulate or not x (plain | row bias | row bias + clamp); the row bias only
+        // counts without accumulate
+        const bool acc = mode & 1;
         const int MR = k.mr, NR = k.nr;
         // b is padded: the scalar tile reading the last columns may run past NR
         std::vector<float> a = randn(size_t(kc * MR)), b = randn(size_t(kc * NR + sk.nr)), c0 = randn(size_t(MR * NR));
+        std::vector<float> rb = randn(size_t(MR + sk.mr));
+        const float bounds[2] = {-0.25f, 0.75f};
+        const float* row_bias = mode >= 2 ? rb.data() : nullptr;
+        const float* clamp = mode >= 4 ? bounds : nullptr;
         std::vector<float> got = c0, want = c0;
-        k.gemm_micro(kc, a.data(), b.data(), NR, got.data(), NR, acc);
+        k.gemm_micro(kc, a.data(), b.data(), NR, got.data(), NR, acc, row_bias, clamp);
         for (int i0 = 0; i0 < MR; i0 += sk.mr)
           for (int j0 = 0; j0 < NR; j0 += sk.nr) {
             std::vector<float> as(size_t(kc * sk.mr), 0.0f);
@@ -142,14 +157,17 @@ void test_gemm_micro_twins() {
             std::vector<float> ct(size_t(sk.mr * sk.nr), 0.0f);
             for (int i = 0; i < sk.mr && i0 + i < MR; ++i)
               for (int j = 0; j < sk.nr && j0 + j < NR; ++j) ct[size_t(i * sk.nr + j)] = c0[size_t((i0 + i) * NR + j0 + j)];
-            sk.gemm_micro(kc, as.data(), b.data() + j0, NR, ct.data(), sk.nr, acc);
+            sk.gemm_micro(kc, as.data(), b.data() + j0, NR, ct.data(), sk.nr, acc, row_bias ? row_bias + i0 : nullptr,
+                          clamp);
             for (int i = 0; i < sk.mr && i0 + i < MR; ++i)
               for (int j = 0; j < sk.nr && j0 + j < NR; ++j) want[size_t((i0 + i) * NR + j0 + j)] = ct[size_t(i * sk.nr + j)];
           }
         double worst = 0;
         for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, double(std::abs(got[i] - want[i])));
-        CHECK_MSG(worst <= 1e-5 * (std::sqrt(double(kc)) * 4 + 4), "%s(mr=%d) gemm micro-kernel kc=%d acc=%d: error %.3g",
-                  isa_name(k.isa), k.mr, kc, int(acc), worst);
+        CHECK_MSG(worst <= 1e-5 * (std::sqrt(double(kc)) * 4 + 4), "%s(mr=%d) gemm micro-kernel kc=%d mode=%d: error %.3g",
+                  isa_name(k.isa), k.mr, kc, mode, worst);
+        if (clamp)
+          for (float v : got) CHECK_MSG(v >= bounds[0] && v <= bounds[1], "%s clamp: %g out of bounds", isa_name(k.isa), double(v));
       }
     }
   }

@@ -23,11 +23,16 @@
 
 namespace seedcore {
 
-// c[i*c_rs + j] (+)= sum_{k<kc} a[k*MR + i] * b[k*b_ks + j] for the whole tile i < MR,
-// j < NR, in k order. `a` is a packed A micro-panel; `b` holds NR readable floats per k
-// (a packed B micro-panel with b_ks == NR, or row-major B read in place).
+// c[i*c_rs + j] = start(i, j) + sum_{k<kc} a[k*MR + i] * b[k*b_ks + j] for the whole tile
+// i < MR, j < NR, in k order, where start is c's old value (accumulate), else
+// row_bias[i] (row_bias non-null: MR floats), else 0. With `clamp` non-null ({lo, hi})
+// each result is then clamped: v < lo -> lo, v > hi -> hi, NaN kept (fused ReLU6; a
+// missing bound is -inf / +inf). `a` is a packed A micro-panel; `b` holds NR readable
+// floats per k (a packed B micro-panel with b_ks == NR, or row-major B read in place).
+// The bias start and the clamp live in the kernel because with the small K of 1x1
+// convolutions a separate pass over the tile cost as much as the FMAs.
 using GemmMicroKernelFn = void (*)(int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c,
-                                   ptrdiff_t c_rs, bool accumulate);
+                                   ptrdiff_t c_rs, bool accumulate, const float* row_bias, const float* clamp);
 
 // Packs one B panel whose columns are contiguous rows of `w` (a linear layer's weight,
 // B = Wᵀ): dst[k*NR + j] = w[j*w_rs + k] for k < K, j < nr, and 0 for nr <= j < NR.

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -181,8 +182,13 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
   const int64_t a_block_floats = mc * std::min<int64_t>(KC, g.K);
   AlignedFloats packed_a = alloc_floats(a_block_floats * workers);
   const bool c_direct = g.c_cs == 1;
-  const bool has_bias = g.bias_m != nullptr || g.bias_n != nullptr;
+  // A per-row bias alone (a convolution's) starts the tile inside the micro-kernel (one
+  // broadcast per row); other bias/accumulate combinations are written into C first.
+  const bool kernel_bias = g.bias_m != nullptr && g.bias_n == nullptr && !g.accumulate;
+  const bool tile_start = (g.bias_m != nullptr || g.bias_n != nullptr) && !kernel_bias;
   const bool has_clamp = g.clamp_has_min || g.clamp_has_max;
+  const float clamp_bounds[2] = {g.clamp_has_min ? g.clamp_min : -std::numeric_limits<float>::infinity(),
+                                 g.clamp_has_max ? g.clamp_max : std::numeric_limits<float>::infinity()};
 
   auto task = [&](size_t t, unsigned worker) {
     const int64_t im = int64_t(t) / n_blocks, jn = int64_t(t) % n_blocks;
@@ -190,11 +196,12 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
     const int64_t p_begin = jn * panels_per_block, p_end = std::min(n_panels, p_begin + panels_per_block);
     float* abuf = packed_a.get() + int64_t(worker % workers) * a_block_floats;
     alignas(64) float tile[kMaxMr * kMaxNr] = {};
+    float edge_bias[kMaxMr] = {};  // the row bias of a ragged row block, zero-padded to MR
     for (int64_t pc = 0; pc < g.K; pc += KC) {
       const int kc = int(std::min<int64_t>(KC, g.K - pc));
       const bool first = pc == 0;
-      const bool last = pc + kc >= g.K;
-      const bool acc = g.accumulate || !first || has_bias;
+      const bool acc = g.accumulate || !first || tile_start;
+      const float* clamp = has_clamp && pc + kc >= g.K ? clamp_bounds : nullptr;  // on the last chunk
       pack_a_block(g, MR, i_begin, i_end - i_begin, pc, kc, abuf);
       for (int64_t p = p_begin; p < p_end; ++p) {
         const int64_t col0 = p * NR;
@@ -217,11 +224,18 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
         for (int64_t i0 = i_begin; i0 < i_end; i0 += MR, ap += int64_t(kc) * MR) {
           const int mr = int(std::min<int64_t>(MR, i_end - i0));
           float* cp = g.c + i0 * g.c_rs + col0 * g.c_cs;
+          const float* row_bias = nullptr;
+          if (first && kernel_bias) {
+            if (mr == MR) {
+              row_bias = g.bias_m + i0;
+            } else {
+              for (int i = 0; i < MR; ++i) edge_bias[i] = i < mr ? g.bias_m[i0 + i] : 0.0f;
+              row_bias = edge_bias;
+            }
+          }
           if (c_direct && nr == NR && mr == MR) {
-            if (first && has_bias) start_tile(g, i0, col0, mr, nr, cp, g.c_rs);
-            kern.gemm_micro(kc, ap, bp, b_ks, cp, g.c_rs, acc);
-            if (last && has_clamp)
-              for (int i = 0; i < mr; ++i) gemm_clamp_row(g, cp + i * g.c_rs, nr);
+            if (first && tile_start) start_tile(g, i0, col0, mr, nr, cp, g.c_rs);
+            kern.gemm_micro(kc, ap, bp, b_ks, cp, g.c_rs, acc, row_bias, clamp);
             continue;
           }
           if (acc) {  // the tile's rows/columns past mr/nr are never stored: any value will do
@@ -230,9 +244,7 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
                 for (int j = 0; j < nr; ++j) tile[i * NR + j] = cp[i * g.c_rs + j * g.c_cs];
             if (first) start_tile(g, i0, col0, mr, nr, tile, NR);
           }
-          kern.gemm_micro(kc, ap, bp, b_ks, tile, NR, acc);
-          if (last && has_clamp)
-            for (int i = 0; i < mr; ++i) gemm_clamp_row(g, tile + i * NR, nr);
+          kern.gemm_micro(kc, ap, bp, b_ks, tile, NR, acc, row_bias, clamp);
           for (int i = 0; i < mr; ++i)
             for (int j = 0; j < nr; ++j) cp[i * g.c_rs + j * g.c_cs] = tile[i * NR + j];
         }

@@ -10,7 +10,7 @@
 namespace seedcore {
 
 void gemm_micro_neon(int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
-                     bool accumulate) {
+                     bool accumulate, const float* row_bias, const float* clamp) {
   constexpr int MR = kNeonMr;
   static_assert(kNeonMr == 8 && kNeonNr == 12, "tile layout below");
   float32x4_t c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32, c40, c41, c42, c50, c51, c52, c60, c61, c62, c70, c71, c72;
@@ -20,6 +20,10 @@ void gemm_micro_neon(int kc, const float* a, const float* b, ptrdiff_t b_ks, flo
   c##i##0 = vld1q_f32(c + i * c_rs); c##i##1 = vld1q_f32(c + i * c_rs + 4); c##i##2 = vld1q_f32(c + i * c_rs + 8);
     SEEDCORE_ALL_ROWS(SEEDCORE_LOAD_ROW)
 #undef SEEDCORE_LOAD_ROW
+  } else if (row_bias) {
+#define SEEDCORE_BIAS_ROW(i) c##i##0 = c##i##1 = c##i##2 = vdupq_n_f32(row_bias[i]);
+    SEEDCORE_ALL_ROWS(SEEDCORE_BIAS_ROW)
+#undef SEEDCORE_BIAS_ROW
   } else {
 #define SEEDCORE_ZERO_ROW(i) c##i##0 = c##i##1 = c##i##2 = vdupq_n_f32(0.0f);
     SEEDCORE_ALL_ROWS(SEEDCORE_ZERO_ROW)
@@ -47,6 +51,14 @@ void gemm_micro_neon(int kc, const float* a, const float* b, ptrdiff_t b_ks, flo
   }
 #undef SEEDCORE_STEP
 #undef SEEDCORE_ROW
+  if (clamp) {  // v < lo -> lo, v > hi -> hi, NaN kept (compare + select, as the scalar twin)
+    const float32x4_t lo = vdupq_n_f32(clamp[0]), hi = vdupq_n_f32(clamp[1]);
+#define SEEDCORE_CLAMP(v) v = vbslq_f32(vcltq_f32(v, lo), lo, v); v = vbslq_f32(vcgtq_f32(v, hi), hi, v);
+#define SEEDCORE_CLAMP_ROW(i) SEEDCORE_CLAMP(c##i##0) SEEDCORE_CLAMP(c##i##1) SEEDCORE_CLAMP(c##i##2)
+    SEEDCORE_ALL_ROWS(SEEDCORE_CLAMP_ROW)
+#undef SEEDCORE_CLAMP_ROW
+#undef SEEDCORE_CLAMP
+  }
 #define SEEDCORE_STORE_ROW(i) \
   vst1q_f32(c + i * c_rs, c##i##0); vst1q_f32(c + i * c_rs + 4, c##i##1); vst1q_f32(c + i * c_rs + 8, c##i##2);
   SEEDCORE_ALL_ROWS(SEEDCORE_STORE_ROW)

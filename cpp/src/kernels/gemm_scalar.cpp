@@ -5,17 +5,25 @@
 namespace seedcore {
 
 void gemm_micro_scalar(int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
-                       bool accumulate) {
+                       bool accumulate, const float* row_bias, const float* clamp) {
   constexpr int MR = kScalarMr, NR = kScalarNr;
   float acc[MR][NR];
   for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc[i][j] = accumulate ? c[i * c_rs + j] : 0.0f;
+    for (int j = 0; j < NR; ++j) acc[i][j] = accumulate ? c[i * c_rs + j] : row_bias ? row_bias[i] : 0.0f;
   for (int k = 0; k < kc; ++k) {
     const float* bk = b + k * b_ks;
     const float* ak = a + k * MR;
     for (int i = 0; i < MR; ++i)
       for (int j = 0; j < NR; ++j) acc[i][j] += ak[i] * bk[j];
   }
+  if (clamp)
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) {
+        float v = acc[i][j];
+        if (v < clamp[0]) v = clamp[0];
+        if (v > clamp[1]) v = clamp[1];
+        acc[i][j] = v;
+      }
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) c[i * c_rs + j] = acc[i][j];
 }
