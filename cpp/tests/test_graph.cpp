@@ -107,6 +107,13 @@ void test_gemm() {
           GemmArgs gp = g; gp.b_packed = bpk.data(); gp.b = nullptr;
           gp.c = pre.data(); gemm(gp, k, nullptr);
           gp.c = pre2.data(); gemm(gp, k, &many);
+          // A packed ahead (gemm_pack_a), alone and with B packed ahead
+          std::vector<float> pa = C0, pa2 = C0;
+          const std::vector<float> apk = gemm_pack_a(g, k);
+          GemmArgs ga = g; ga.a_packed = apk.data(); ga.a = nullptr;
+          ga.c = pa.data(); gemm(ga, k, &many);
+          ga.b_packed = bpk.data(); ga.b = nullptr;
+          ga.c = pa2.data(); gemm(ga, k, nullptr);
           double worst = 0;
           bool same_threads = true;
           for (int64_t i = 0; i < M * N; ++i) {
@@ -114,6 +121,7 @@ void test_gemm() {
             worst = std::max(worst, std::abs(double(got[size_t(i)]) - ref[size_t(i)]) / tol);
             same_threads &= got[size_t(i)] == got2[size_t(i)];
             same_threads &= pre[size_t(i)] == got[size_t(i)] && pre2[size_t(i)] == got[size_t(i)];
+            same_threads &= pa[size_t(i)] == got[size_t(i)] && pa2[size_t(i)] == got[size_t(i)];
             const int64_t r = i / N, c = i % N;
             same_threads &= gt[size_t(c * M + r)] == got[size_t(i)];
           }

@@ -641,7 +641,7 @@ Graph::Graph(std::string_view graph_json, const std::unordered_map<std::string, 
       c.op = Op::identity;
     }
   }
-  // Constant linear weights: pack Wᵀ for the default kernels once, here.
+  // Constant linear and conv2d weights: pack them for the default kernels once, here.
   {
     const GraphKernels* kern = nullptr;
     try {
@@ -652,17 +652,28 @@ Graph::Graph(std::string_view graph_json, const std::unordered_map<std::string, 
     std::unordered_map<int, const Value*> weight_of;
     for (const auto& w : g.weights) weight_of[w.first] = &w.second;
     for (Node& n : g.nodes) {
-      if (kern == nullptr || n.op != Op::linear || n.in[1] < 0) continue;
+      if (kern == nullptr || (n.op != Op::linear && n.op != Op::conv2d) || n.in[1] < 0) continue;
       auto it = weight_of.find(n.in[1]);
-      if (it == weight_of.end() || it->second->dtype != ElemType::f32 || it->second->shape.size() != 2) continue;
+      if (it == weight_of.end() || it->second->dtype != ElemType::f32) continue;
       const Value& w = *it->second;
       GemmArgs a;
-      a.N = w.shape[0];
-      a.K = w.shape[1];
-      a.b = w.f32();
-      a.b_ks = 1;
-      a.b_ns = a.K;
-      n.packed_b = std::make_shared<const std::vector<float>>(gemm_pack_b(a, *kern));
+      if (n.op == Op::linear && w.shape.size() == 2) {  // B = Wᵀ
+        a.N = w.shape[0];
+        a.K = w.shape[1];
+        a.b = w.f32();
+        a.b_ks = 1;
+        a.b_ns = a.K;
+        n.packed_weight = std::make_shared<const std::vector<float>>(gemm_pack_b(a, *kern));
+      } else if (n.op == Op::conv2d && w.shape.size() == 4 && n.attrs.groups == 1) {  // A = W as OC x (C*KH*KW)
+        a.M = w.shape[0];
+        a.K = w.shape[1] * w.shape[2] * w.shape[3];
+        a.a = w.f32();
+        a.a_rs = a.K;
+        a.a_cs = 1;
+        n.packed_weight = std::make_shared<const std::vector<float>>(gemm_pack_a(a, *kern));
+      } else {
+        continue;
+      }
       n.packed_for = kern;
     }
   }

@@ -113,6 +113,7 @@ Value run_conv2d(const Node& n, const std::vector<const Value*>& in, RunContext&
       GemmArgs ga;
       ga.M = OCg; ga.N = P; ga.K = Kg;
       ga.a = wp + g * OCg * Kg; ga.a_rs = Kg; ga.a_cs = 1;
+      if (G == 1 && n.packed_weight && n.packed_for == &ctx.kernels) ga.a_packed = n.packed_weight->data();
       ga.b = B; ga.b_ks = P; ga.b_ns = 1;
       ga.c = yp + (img * OC + g * OCg) * P; ga.c_rs = P; ga.c_cs = 1;
       ga.bias_m = bp ? bp + g * OCg : nullptr;  // added in the GEMM's tiles, no extra pass

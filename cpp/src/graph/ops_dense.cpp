@@ -31,7 +31,7 @@ Value run_linear(const Node& n, const std::vector<const Value*>& in, RunContext&
   g.b = w.f32(); g.b_ks = 1; g.b_ns = K;
   g.c = yp; g.c_rs = N; g.c_cs = 1;
   g.bias_n = b ? b->f32() : nullptr;
-  if (n.packed_b && n.packed_for == &ctx.kernels) g.b_packed = n.packed_b->data();
+  if (n.packed_weight && n.packed_for == &ctx.kernels) g.b_packed = n.packed_weight->data();
   gemm(g, ctx.kernels, ctx.runner);
   return y;
 }

@@ -179,8 +179,9 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
   const int64_t b_chunk_floats = b_on_the_fly ? int64_t(NR) * std::min<int64_t>(KC, g.K) : 0;
   AlignedFloats b_chunks = alloc_floats(b_chunk_floats * workers);
 
-  const int64_t a_block_floats = mc * std::min<int64_t>(KC, g.K);
+  const int64_t a_block_floats = g.a_packed ? 0 : mc * std::min<int64_t>(KC, g.K);
   AlignedFloats packed_a = alloc_floats(a_block_floats * workers);
+  const int64_t m_padded = ceil_div(g.M, MR) * MR;
   const bool c_direct = g.c_cs == 1;
   // A per-row bias alone (a convolution's) starts the tile inside the micro-kernel (one
   // broadcast per row); other bias/accumulate combinations are written into C first.
@@ -202,7 +203,11 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
       const bool first = pc == 0;
       const bool acc = g.accumulate || !first || tile_start;
       const float* clamp = has_clamp && pc + kc >= g.K ? clamp_bounds : nullptr;  // on the last chunk
-      pack_a_block(g, MR, i_begin, i_end - i_begin, pc, kc, abuf);
+      const float* a_block = abuf;
+      if (g.a_packed)
+        a_block = g.a_packed + pc * m_padded + i_begin * kc;  // gemm_pack_a's layout
+      else
+        pack_a_block(g, MR, i_begin, i_end - i_begin, pc, kc, abuf);
       for (int64_t p = p_begin; p < p_end; ++p) {
         const int64_t col0 = p * NR;
         const int nr = int(std::min<int64_t>(NR, g.N - col0));
@@ -220,7 +225,7 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
           bp = packed_b_base + (p - direct_panels) * panel_floats + pc * NR;
           b_ks = NR;
         }
-        const float* ap = abuf;
+        const float* ap = a_block;
         for (int64_t i0 = i_begin; i0 < i_end; i0 += MR, ap += int64_t(kc) * MR) {
           const int mr = int(std::min<int64_t>(MR, i_end - i0));
           float* cp = g.c + i0 * g.c_rs + col0 * g.c_cs;
@@ -252,6 +257,17 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
     }
   };
   run_tasks(runner, size_t(m_blocks * n_blocks), task);
+}
+
+std::vector<float> gemm_pack_a(const GemmArgs& g, const GraphKernels& kern) {
+  const int64_t MR = kern.mr, KC = kern.kc;
+  const int64_t m_padded = g.M > 0 ? ceil_div(g.M, MR) * MR : 0;
+  std::vector<float> out(size_t(m_padded * std::max<int64_t>(g.K, 0)));
+  for (int64_t pc = 0; pc < g.K; pc += KC) {
+    const int kc = int(std::min<int64_t>(KC, g.K - pc));
+    pack_a_block(g, int(MR), 0, g.M, pc, kc, out.data() + pc * m_padded);
+  }
+  return out;
 }
 
 std::vector<float> gemm_pack_b(const GemmArgs& g, const GraphKernels& kern) {
