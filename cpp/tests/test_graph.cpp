@@ -210,10 +210,15 @@ void test_depthwise() {
             const int64_t in_w = (ow - 1) * stride + 2 * dil + 1 + 3, in_h = (oh - 1) * stride + 2 * dil + 1;
             std::vector<float> in = randn(size_t(in_w * in_h + 32)), w = randn(9);
             std::vector<float> a(size_t(oh * ow)), b(size_t(oh * ow));
-            sk.depthwise3x3(in.data(), in_w, oh, ow, stride, dil, w.data(), 0.5f, a.data());
-            k.depthwise3x3(in.data(), in_w, oh, ow, stride, dil, w.data(), 0.5f, b.data());
+            // every other case with a fused clamp
+            const float bounds[2] = {-0.5f, 1.0f};
+            const float* clamp = (ow + stride) % 2 ? bounds : nullptr;
+            sk.depthwise3x3(in.data(), in_w, oh, ow, stride, dil, w.data(), 0.5f, a.data(), clamp);
+            k.depthwise3x3(in.data(), in_w, oh, ow, stride, dil, w.data(), 0.5f, b.data(), clamp);
             double worst = 0;
             for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, double(std::abs(a[i] - b[i])));
+            if (clamp)
+              for (float v : b) CHECK(v >= bounds[0] && v <= bounds[1]);
             CHECK_MSG(worst < 1e-5, "%s depthwise stride=%d dil=%d ow=%lld: error %g", isa_name(isa), stride, dil,
                       (long long)ow, worst);
           }

@@ -40,9 +40,10 @@ using GemmPackBtFn = void (*)(const float* w, ptrdiff_t w_rs, int64_t K, int nr,
 
 // Depthwise 3x3 convolution of one channel over a zero-padded input plane:
 // out[oh*OW + ow] = bias + sum_{kh,kw} w[kh*3+kw] * in[(oh*stride + kh*dil)*in_w + ow*stride + kw*dil].
-// `in` must stay readable 16 floats past the last element the formula touches.
+// `in` must stay readable 16 floats past the last element the formula touches. With
+// `clamp` non-null ({lo, hi}) each output is then clamped like the GEMM's epilogue (fused ReLU6).
 using Depthwise3x3Fn = void (*)(const float* in, int64_t in_w, int64_t oh_count, int64_t ow_count,
-                                int stride, int dil, const float* w, float bias, float* out);
+                                int stride, int dil, const float* w, float bias, float* out, const float* clamp);
 
 // y[i] = 0.5 x[i] (1 + erf(x[i] / sqrt 2)) for i < n (y may be x).
 using GeluFn = void (*)(const float* x, float* y, int64_t n);

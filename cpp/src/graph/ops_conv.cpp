@@ -64,6 +64,8 @@ Value run_conv2d(const Node& n, const std::vector<const Value*>& in, RunContext&
     clamp.clamp_has_max = a.has_max;
     clamp.clamp_max = float(a.max);
   }
+  const float clamp_bounds[2] = {a.has_min ? float(a.min) : -std::numeric_limits<float>::infinity(),
+                                 a.has_max ? float(a.max) : std::numeric_limits<float>::infinity()};
 
   if (Cg == 1 && OCg == 1 && KH == 3 && KW == 3 && dh == dw && sh == sw) {  // depthwise 3x3, direct
     const int64_t Hp = H + 2 * ph, Wp = W + 2 * pw;
@@ -77,8 +79,7 @@ Value run_conv2d(const Node& n, const std::vector<const Value*>& in, RunContext&
       const float* src = xp + int64_t(t) * H * W;
       for (int64_t h = 0; h < H; ++h) std::memcpy(&pad[size_t((h + ph) * Wp + pw)], src + h * W, size_t(W) * 4);
       ctx.kernels.depthwise3x3(pad.data(), Wp, OH, OW, int(sh), int(dh), wp + c * 9, bp ? bp[c] : 0.0f,
-                               yp + int64_t(t) * P);
-      if (n.fused_clamp) gemm_clamp_row(clamp, yp + int64_t(t) * P, P);
+                               yp + int64_t(t) * P, n.fused_clamp ? clamp_bounds : nullptr);
     });
     return y;
   }

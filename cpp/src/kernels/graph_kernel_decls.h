@@ -11,7 +11,8 @@ namespace seedcore {
   SEEDCORE_DECLARE_GEMM_MICRO(isa)                                                              \
   void gemm_pack_bt_##isa(const float* w, ptrdiff_t w_rs, int64_t K, int nr, int NR, float* dst); \
   void depthwise3x3_##isa(const float* in, int64_t in_w, int64_t oh_count, int64_t ow_count,   \
-                          int stride, int dil, const float* w, float bias, float* out);      \
+                          int stride, int dil, const float* w, float bias, float* out,       \
+                          const float* clamp);                                                 \
   void gelu_erf_##isa(const float* x, float* y, int64_t n);                                     \
   void softmax_row_##isa(const float* x, float* y, int64_t n);
 
