@@ -101,6 +101,10 @@ struct GemmArgs {
   // kept (a conv2d followed by ReLU6, fused at graph load).
   bool clamp_has_min = false, clamp_has_max = false;
   float clamp_min = 0.0f, clamp_max = 0.0f;
+  // Optional epilogue after the clamp: row_epilogue(row, row, n) on each C tile row after
+  // its last K chunk (a linear followed by GELU, fused at graph load: the GELU runs on
+  // the tile in L1 instead of a pass over a 4096 x 1536 tensor).
+  void (*row_epilogue)(const float* x, float* y, int64_t n) = nullptr;
 };
 void gemm(const GemmArgs& args, const GraphKernels& kernels, TaskRunner* runner);
 

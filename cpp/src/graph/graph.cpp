@@ -617,7 +617,8 @@ Graph::Graph(std::string_view graph_json, const std::unordered_map<std::string, 
     is_output[size_t(it->second)] = 1;
     g.output_slots.push_back(it->second);
   }
-  // Fusion: a float conv2d whose output feeds only a clamp (ReLU6 in MobileNetV2)
+  // Fusions (each bit-identical to the unfused nodes). A float conv2d whose output feeds
+  // only a clamp (ReLU6 in MobileNetV2)
   // clamps in its own epilogue, while the data is in cache, instead of a separate pass
   // over memory; the clamp becomes an identity (a view of the conv's output).
   {
@@ -639,6 +640,53 @@ Graph::Graph(std::string_view graph_json, const std::unordered_map<std::string, 
       conv.attrs.has_max = c.attrs.has_max;
       conv.attrs.max = c.attrs.max;
       c.op = Op::identity;
+    }
+    // linear -> gelu (erf form): GELU on each GEMM tile while it is in L1.
+    for (Node& ge : g.nodes) {
+      if (ge.op != Op::gelu || ge.attrs.gelu_tanh || ge.in[0] < 0) continue;
+      const int s = ge.in[0];
+      if (producer[size_t(s)] < 0 || consumers[size_t(s)] != 1 || is_output[size_t(s)]) continue;
+      Node& lin = g.nodes[size_t(producer[size_t(s)])];
+      if (lin.op != Op::linear || lin.fused_gelu) continue;
+      lin.fused_gelu = true;
+      ge.op = Op::identity;
+    }
+    // [mul_scalar ->] add -> softmax over the last axis (attention scores: scale, additive
+    // mask, softmax): one pass per row instead of three passes over the scores tensor.
+    auto sole_use = [&](int s, Op op) -> Node* {
+      if (s < 0 || producer[size_t(s)] < 0 || consumers[size_t(s)] != 1 || is_output[size_t(s)]) return nullptr;
+      Node& p = g.nodes[size_t(producer[size_t(s)])];
+      return p.op == op && g.slots[size_t(p.out)].dtype == ElemType::f32 ? &p : nullptr;
+    };
+    for (Node& sm : g.nodes) {
+      if (sm.op != Op::softmax || sm.attrs.axis != -1) continue;
+      Node* add = sole_use(sm.in[0], Op::add);
+      if (add == nullptr || g.slots[size_t(add->in[0])].dtype != ElemType::f32 ||
+          g.slots[size_t(add->in[1])].dtype != ElemType::f32)
+        continue;
+      int x = add->in[0], m = add->in[1];
+      std::string x_name = add->in_names[0], m_name = add->in_names[1];
+      Node* mul = sole_use(x, Op::mul_scalar);
+      if (mul == nullptr) {
+        if (Node* mul1 = sole_use(m, Op::mul_scalar)) {  // the scaled operand second: a + b == b + a
+          mul = mul1;
+          std::swap(x, m);
+          std::swap(x_name, m_name);
+        }
+      }
+      if (mul != nullptr && g.slots[size_t(mul->in[0])].dtype == ElemType::f32) {
+        sm.fused_scale = true;
+        sm.attrs.value = mul->attrs.value;  // v * c == c * v: `reverse` does not matter
+        x = mul->in[0];
+        x_name = mul->in_names[0];
+        mul->op = Op::identity;
+      }
+      sm.fused_add = true;
+      sm.in = {x, m};
+      sm.in_names = {x_name, m_name};
+      add->op = Op::identity;
+      add->in.resize(1);
+      add->in_names.resize(1);
     }
   }
   // Constant linear and conv2d weights: pack them for the default kernels once, here.

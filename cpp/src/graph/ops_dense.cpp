@@ -32,6 +32,7 @@ Value run_linear(const Node& n, const std::vector<const Value*>& in, RunContext&
   g.c = yp; g.c_rs = N; g.c_cs = 1;
   g.bias_n = b ? b->f32() : nullptr;
   if (n.packed_weight && n.packed_for == &ctx.kernels) g.b_packed = n.packed_weight->data();
+  if (n.fused_gelu) g.row_epilogue = ctx.kernels.gelu_erf;
   gemm(g, ctx.kernels, ctx.runner);
   return y;
 }

@@ -179,6 +179,12 @@ Value run_binary(const Node& n, const Value& a, const Value& b) {
 
 }  // namespace
 
+Value add_broadcast(const Node& n, const Value& a, const Value& b) {
+  Node add = n;
+  add.op = Op::add;
+  return run_binary(add, a, b);
+}
+
 Value run_elementwise(const Node& n, const std::vector<const Value*>& in, RunContext& ctx) {
   switch (n.op) {
     case Op::add: case Op::sub: case Op::mul: case Op::div: case Op::pow: return run_binary(n, *in[0], *in[1]);

@@ -114,6 +114,64 @@ Value run_softmax_or_normalize(const Node& n, const Value& x, const GraphKernels
   return y;
 }
 
+// softmax(x [* c] + m) over the last axis (a fused mul_scalar / add / softmax). Each
+// element is computed as the unfused nodes would: (x * c) + m in float, then the row
+// softmax, so the result is bit-identical.
+Value run_fused_softmax(const Node& n, const Value& x, const Value& m, const GraphKernels& kernels) {
+  const float c = float(n.attrs.value);
+  const size_t r = x.shape.size();
+  bool fast = r >= 1 && m.shape.size() <= r && x.numel() > 0;
+  std::vector<int64_t> ms(r, 0);  // m's element strides over x's dims (0: broadcast)
+  if (fast) {
+    int64_t s = 1;
+    for (size_t k = 0; k < m.shape.size(); ++k) {
+      const size_t dm = m.shape.size() - 1 - k, dx = r - 1 - k;
+      if (m.shape[dm] == x.shape[dx]) ms[dx] = x.shape[dx] == 1 ? 0 : s;
+      else if (m.shape[dm] != 1) fast = false;
+      s *= m.shape[dm];
+    }
+  }
+  if (!fast) {  // x does not have the output's shape (or is empty): the nodes one by one
+    Value scaled;
+    const Value* a = &x;
+    if (n.fused_scale) {
+      scaled = new_value(ElemType::f32, x.shape);
+      for (int64_t i = 0; i < x.numel(); ++i) mut_f32(scaled)[i] = x.f32()[i] * c;
+      a = &scaled;
+    }
+    const Value sum = add_broadcast(n, *a, m);
+    Node plain = n;
+    plain.fused_add = plain.fused_scale = false;
+    return run_softmax_or_normalize(plain, sum, kernels);
+  }
+  const int64_t len = x.shape[r - 1], rows = x.numel() / len, m_last = ms[r - 1];
+  Value y = new_value(ElemType::f32, x.shape);
+  const float* xp = x.f32();
+  const float* mp = m.f32();
+  float* yp = mut_f32(y);
+  std::vector<int64_t> idx(r, 0);
+  int64_t mo = 0;
+  for (int64_t row = 0; row < rows; ++row) {
+    const float* s = xp + row * len;
+    const float* mr = mp + mo;
+    float* d = yp + row * len;
+    for (int64_t k = 0; k < len; ++k) {
+      float v = s[k];
+      if (n.fused_scale) v = v * c;
+      d[k] = v + mr[k * m_last];
+    }
+    kernels.softmax_row(d, d, len);
+    for (size_t dim = r - 1; dim-- > 0;) {  // odometer over the outer axes
+      ++idx[dim];
+      mo += ms[dim];
+      if (idx[dim] < x.shape[dim]) break;
+      mo -= ms[dim] * x.shape[dim];
+      idx[dim] = 0;
+    }
+  }
+  return y;
+}
+
 Value run_reduce(const Node& n, const Value& x) {
   const int64_t rank = int64_t(x.shape.size());
   std::vector<char> reduced(size_t(rank), 0);
@@ -178,7 +236,10 @@ Value run_norm(const Node& n, const std::vector<const Value*>& in, RunContext& c
   switch (n.op) {
     case Op::batch_norm: return run_batch_norm(n, in);
     case Op::layer_norm: return run_layer_norm(n, in);
-    case Op::softmax: case Op::normalize: return run_softmax_or_normalize(n, *in[0], ctx.kernels);
+    case Op::softmax:
+      if (n.fused_add) return run_fused_softmax(n, *in[0], *in[1], ctx.kernels);
+      return run_softmax_or_normalize(n, *in[0], ctx.kernels);
+    case Op::normalize: return run_softmax_or_normalize(n, *in[0], ctx.kernels);
     default: return run_reduce(n, *in[0]);
   }
 }

@@ -125,6 +125,7 @@ void gemm_reference(const GemmArgs& g) {
       if (g.bias_n) acc += g.bias_n[j];
       for (int64_t k = 0; k < g.K; ++k) acc += g.a[i * g.a_rs + k * g.a_cs] * g.b[k * g.b_ks + j * g.b_ns];
       gemm_clamp_row(g, &acc, 1);
+      if (g.row_epilogue) g.row_epilogue(&acc, &acc, 1);
       g.c[i * g.c_rs + j * g.c_cs] = acc;
     }
 }
@@ -139,6 +140,7 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
         if (g.bias_m) v += g.bias_m[i];
         if (g.bias_n) v += g.bias_n[j];
         gemm_clamp_row(g, &v, 1);
+        if (g.row_epilogue) g.row_epilogue(&v, &v, 1);
         c = v;
       }
     return;
@@ -202,7 +204,9 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
       const int kc = int(std::min<int64_t>(KC, g.K - pc));
       const bool first = pc == 0;
       const bool acc = g.accumulate || !first || tile_start;
-      const float* clamp = has_clamp && pc + kc >= g.K ? clamp_bounds : nullptr;  // on the last chunk
+      const bool last = pc + kc >= g.K;
+      const float* clamp = has_clamp && last ? clamp_bounds : nullptr;
+      const bool epilogue = last && g.row_epilogue != nullptr;
       const float* a_block = abuf;
       if (g.a_packed)
         a_block = g.a_packed + pc * m_padded + i_begin * kc;  // gemm_pack_a's layout
@@ -241,6 +245,8 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
           if (c_direct && nr == NR && mr == MR) {
             if (first && tile_start) start_tile(g, i0, col0, mr, nr, cp, g.c_rs);
             kern.gemm_micro(kc, ap, bp, b_ks, cp, g.c_rs, acc, row_bias, clamp);
+            if (epilogue)
+              for (int i = 0; i < mr; ++i) g.row_epilogue(cp + i * g.c_rs, cp + i * g.c_rs, nr);
             continue;
           }
           if (acc) {  // the tile's rows/columns past mr/nr are never stored: any value will do
@@ -250,6 +256,8 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
             if (first) start_tile(g, i0, col0, mr, nr, tile, NR);
           }
           kern.gemm_micro(kc, ap, bp, b_ks, tile, NR, acc, row_bias, clamp);
+          if (epilogue)
+            for (int i = 0; i < mr; ++i) g.row_epilogue(tile + i * NR, tile + i * NR, nr);
           for (int i = 0; i < mr; ++i)
             for (int j = 0; j < nr; ++j) cp[i * g.c_rs + j * g.c_cs] = tile[i * NR + j];
         }
