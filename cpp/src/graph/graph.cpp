@@ -52,7 +52,8 @@ class BlockCache {
   ~BlockCache() {
     for (auto& b : free_) std::free(b.second);
   }
-  // A cached block of at least `bytes` and at most 5/4 of it, or null.
+  // A cached block of at least `bytes` and at most 5/4 of it (the smallest such, the
+  // most recently freed among equals), or null.
   std::pair<void*, size_t> take(size_t bytes) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = free_.lower_bound(bytes);
@@ -66,7 +67,9 @@ class BlockCache {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (cached_ + bytes <= kMaxCachedBytes) {
-        free_.emplace(bytes, p);
+        // Newest first among equal sizes (take() picks the first): the block freed last
+        // is the one most likely still in cache, and the next node writes all of it.
+        free_.emplace_hint(free_.lower_bound(bytes), bytes, p);
         cached_ += bytes;
         return;
       }
