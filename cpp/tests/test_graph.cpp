@@ -201,8 +201,10 @@ void test_gemm_pack_bt_twins() {
 
 void test_depthwise() {
   const GraphKernels& sk = graph_kernels(Isa::scalar);
-  for (Isa isa : simd_isas()) {
-    const GraphKernels& k = graph_kernels(isa);
+  for (const GraphKernels* kp : gemm_tables()) {  // every SIMD table
+    if (kp == &sk) continue;
+    const Isa isa = kp->isa;
+    const GraphKernels& k = *kp;
     for (int stride : {1, 2, 3})
       for (int dil : {1, 2})
         for (int64_t oh : {1, 3})
@@ -225,7 +227,7 @@ void test_depthwise() {
   }
 }
 
-// GELU (erf) and row softmax: each SIMD kernel against its scalar twin (libm erf/exp,
+// GELU (erf), row softmax and layer norm: each SIMD kernel against its scalar twin (libm erf/exp,
 // double sum). Stated tolerances: GELU |simd - scalar| <= 4e-7 * max(1, |x|) (the
 // polynomial erf is good to about 1e-7 absolute); softmax |simd - scalar| <= 2e-6 *
 // max(y) per row (polynomial exp, float lane sums). Also NaN in, NaN out; -inf gives 0.
@@ -259,6 +261,25 @@ void test_activations() {
         CHECK_MSG(err <= 2e-6 * top, "%s softmax n=%lld scale=%g: error %g (max %g)", isa_name(isa), (long long)n,
                   double(scale), err, top);
         if (n > 5) CHECK(b[size_t(n) / 3] == 0.0f);
+      }
+    }
+    // layer norm: moments in double in another order than the scalar twin's; tolerance
+    // |simd - scalar| <= 2e-6 * max(1, max |y|) (in practice float(mean) and the scale agree)
+    for (int64_t d : {1, 3, 8, 31, 384, 1000}) {
+      for (int variant = 0; variant < 3; ++variant) {
+        std::vector<float> x = randn(size_t(d)), w = randn(size_t(d)), b = randn(size_t(d));
+        for (auto& v : x) v = 5.0f + 3.0f * v;  // an offset mean, as after a residual add
+        const float* wp = variant == 1 ? nullptr : w.data();
+        const float* bp = variant == 2 ? nullptr : b.data();
+        std::vector<float> a(x.size()), c(x.size());
+        sk.layer_norm_row(x.data(), a.data(), d, wp, bp, 1e-12);
+        k.layer_norm_row(x.data(), c.data(), d, wp, bp, 1e-12);
+        double top = 1.0, err = 0;
+        for (size_t i = 0; i < a.size(); ++i) {
+          top = std::max(top, std::abs(double(a[i])));
+          err = std::max(err, std::abs(double(a[i]) - c[i]));
+        }
+        CHECK_MSG(err <= 2e-6 * top, "%s layer_norm d=%lld variant=%d: error %g", isa_name(isa), (long long)d, variant, err);
       }
     }
     const float nan = std::numeric_limits<float>::quiet_NaN();

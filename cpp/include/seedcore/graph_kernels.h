@@ -50,6 +50,10 @@ using GeluFn = void (*)(const float* x, float* y, int64_t n);
 // Softmax of one contiguous row of n floats: y = exp(x - max x) / sum (y may be x).
 using SoftmaxRowFn = void (*)(const float* x, float* y, int64_t n);
 
+// Layer norm of one row of d floats: mean and variance in double, then
+// y = (x - float(mean)) * float(1 / sqrt(var + eps)) [* w] [+ b] in float (y may be x).
+using LayerNormRowFn = void (*)(const float* x, float* y, int64_t d, const float* w, const float* b, double eps);
+
 struct GraphKernels {
   Isa isa;
   int mr, nr;  // micro-kernel tile
@@ -59,6 +63,7 @@ struct GraphKernels {
   Depthwise3x3Fn depthwise3x3;
   GeluFn gelu_erf;          // SIMD ones: polynomial erf/exp, within the tolerances test_graph states
   SoftmaxRowFn softmax_row;
+  LayerNormRowFn layer_norm_row;  // SIMD ones: sums in another order, tolerance in test_graph
 };
 
 // Throws SeedError when this build/CPU lacks `isa`. On x86 with AVX-512 (F, BW, VL, DQ;

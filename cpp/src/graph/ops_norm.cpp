@@ -41,7 +41,7 @@ Value run_batch_norm(const Node& n, const std::vector<const Value*>& in) {
   return y;
 }
 
-Value run_layer_norm(const Node& n, const std::vector<const Value*>& in) {
+Value run_layer_norm(const Node& n, const std::vector<const Value*>& in, const GraphKernels& kernels) {
   const Value& x = *in[0];
   if (x.shape.empty()) node_error(n, "input '" + n.in_names[0] + "' must be at least 1-D");
   const int64_t D = x.shape.back();
@@ -55,24 +55,9 @@ Value run_layer_norm(const Node& n, const std::vector<const Value*>& in) {
   const int64_t rows = D > 0 ? x.numel() / D : 0;
   const float* xp = x.f32();
   float* yp = mut_f32(y);
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* s = xp + r * D;
-    float* d = yp + r * D;
-    double mean = 0.0;
-    for (int64_t i = 0; i < D; ++i) mean += s[i];
-    mean /= double(D);
-    double var = 0.0;
-    for (int64_t i = 0; i < D; ++i) var += (s[i] - mean) * (s[i] - mean);
-    var /= double(D);
-    const float m = float(mean);
-    const float inv = float(1.0 / std::sqrt(var + n.attrs.eps));
-    for (int64_t i = 0; i < D; ++i) {
-      float v = (s[i] - m) * inv;
-      if (w) v *= w->f32()[i];
-      if (b) v += b->f32()[i];
-      d[i] = v;
-    }
-  }
+  const float* wp = w ? w->f32() : nullptr;
+  const float* bp = b ? b->f32() : nullptr;
+  for (int64_t r = 0; r < rows; ++r) kernels.layer_norm_row(xp + r * D, yp + r * D, D, wp, bp, n.attrs.eps);
   return y;
 }
 
@@ -235,7 +220,7 @@ Value run_reduce(const Node& n, const Value& x) {
 Value run_norm(const Node& n, const std::vector<const Value*>& in, RunContext& ctx) {
   switch (n.op) {
     case Op::batch_norm: return run_batch_norm(n, in);
-    case Op::layer_norm: return run_layer_norm(n, in);
+    case Op::layer_norm: return run_layer_norm(n, in, ctx.kernels);
     case Op::softmax:
       if (n.fused_add) return run_fused_softmax(n, *in[0], *in[1], ctx.kernels);
       return run_softmax_or_normalize(n, *in[0], ctx.kernels);

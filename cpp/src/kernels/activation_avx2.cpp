@@ -1,4 +1,4 @@
-// AVX2+FMA GELU (erf form) and row softmax, 8 floats at a time, the tails through the
+// AVX2+FMA GELU (erf form), row softmax and layer norm (below), 8 floats at a time, the tails through the
 // same vector code on a zero-padded copy (so every element sees the same operations).
 //   exp: Cephes' range reduction x = n ln2 + r (ln2 in two parts), a degree-5
 //        polynomial for e^r, 2^n built in the exponent bits; x < -87.33 gives 0 (libm
@@ -12,6 +12,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "graph_kernel_decls.h"
@@ -117,6 +118,55 @@ void softmax_row_avx2(const float* x, float* y, int64_t n) {
   int64_t i = 0;
   for (; i < n8; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(y + i), inv));
   for (; i < n; ++i) y[i] *= 1.0f / sum;
+  _mm256_zeroupper();
+}
+
+// Layer norm: the moments in double as the scalar twin, four lanes at a time (two
+// accumulators), so only the order of the double sums differs; the float step is the
+// scalar twin's (x - m) * inv [* w] [+ b] as separate multiplies and adds.
+void layer_norm_row_avx2(const float* s, float* d, int64_t D, const float* w, const float* b, double eps) {
+  const int64_t D8 = D / 8 * 8;
+  __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+  for (int64_t i = 0; i < D8; i += 8) {
+    const __m256 x = _mm256_loadu_ps(s + i);
+    s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(x)));
+    s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1)));
+  }
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, _mm256_add_pd(s0, s1));
+  double mean = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+  for (int64_t i = D8; i < D; ++i) mean += s[i];
+  mean /= double(D);
+  const __m256d mv = _mm256_set1_pd(mean);
+  s0 = _mm256_setzero_pd();
+  s1 = _mm256_setzero_pd();
+  for (int64_t i = 0; i < D8; i += 8) {
+    const __m256 x = _mm256_loadu_ps(s + i);
+    const __m256d d0 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(x)), mv);
+    const __m256d d1 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(x, 1)), mv);
+    s0 = _mm256_add_pd(s0, _mm256_mul_pd(d0, d0));
+    s1 = _mm256_add_pd(s1, _mm256_mul_pd(d1, d1));
+  }
+  _mm256_store_pd(lanes, _mm256_add_pd(s0, s1));
+  double var = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+  for (int64_t i = D8; i < D; ++i) var += (s[i] - mean) * (s[i] - mean);
+  var /= double(D);
+  const float m = float(mean);
+  const float inv = float(1.0 / std::sqrt(var + eps));
+  const __m256 m8 = _mm256_set1_ps(m), inv8 = _mm256_set1_ps(inv);
+  int64_t i = 0;
+  for (; i < D8; i += 8) {
+    __m256 v = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(s + i), m8), inv8);
+    if (w) v = _mm256_mul_ps(v, _mm256_loadu_ps(w + i));
+    if (b) v = _mm256_add_ps(v, _mm256_loadu_ps(b + i));
+    _mm256_storeu_ps(d + i, v);
+  }
+  for (; i < D; ++i) {
+    float v = (s[i] - m) * inv;
+    if (w) v *= w[i];
+    if (b) v += b[i];
+    d[i] = v;
+  }
   _mm256_zeroupper();
 }
 

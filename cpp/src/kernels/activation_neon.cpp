@@ -1,9 +1,10 @@
-// NEON GELU (erf form) and row softmax, 4 floats at a time: the same algorithms and
+// NEON GELU (erf form), row softmax and layer norm (below), 4 floats at a time: the same algorithms and
 // constants as activation_avx2.cpp (Cephes exp, Eigen/XLA rational erf; see there),
 // the tails through the same vector code on a padded copy.
 #include <arm_neon.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "graph_kernel_decls.h"
@@ -99,6 +100,53 @@ void softmax_row_neon(const float* x, float* y, int64_t n) {
   int64_t i = 0;
   for (; i < n4; i += 4) vst1q_f32(y + i, vmulq_f32(vld1q_f32(y + i), inv));
   for (; i < n; ++i) y[i] *= 1.0f / sum;
+}
+
+// Layer norm: the moments in double as the scalar twin, two lanes at a time (two
+// accumulators), so only the order of the double sums differs; the float step is the
+// scalar twin's (x - m) * inv [* w] [+ b] as separate multiplies and adds.
+void layer_norm_row_neon(const float* s, float* d, int64_t D, const float* w, const float* b, double eps) {
+  const int64_t D4 = D / 4 * 4;
+  float64x2_t s0 = vdupq_n_f64(0.0), s1 = vdupq_n_f64(0.0);
+  for (int64_t i = 0; i < D4; i += 4) {
+    const float32x4_t x = vld1q_f32(s + i);
+    s0 = vaddq_f64(s0, vcvt_f64_f32(vget_low_f32(x)));
+    s1 = vaddq_f64(s1, vcvt_high_f64_f32(x));
+  }
+  float64x2_t t = vaddq_f64(s0, s1);
+  double mean = vgetq_lane_f64(t, 0) + vgetq_lane_f64(t, 1);
+  for (int64_t i = D4; i < D; ++i) mean += s[i];
+  mean /= double(D);
+  const float64x2_t mv = vdupq_n_f64(mean);
+  s0 = vdupq_n_f64(0.0);
+  s1 = vdupq_n_f64(0.0);
+  for (int64_t i = 0; i < D4; i += 4) {
+    const float32x4_t x = vld1q_f32(s + i);
+    const float64x2_t d0 = vsubq_f64(vcvt_f64_f32(vget_low_f32(x)), mv);
+    const float64x2_t d1 = vsubq_f64(vcvt_high_f64_f32(x), mv);
+    s0 = vaddq_f64(s0, vmulq_f64(d0, d0));
+    s1 = vaddq_f64(s1, vmulq_f64(d1, d1));
+  }
+  t = vaddq_f64(s0, s1);
+  double var = vgetq_lane_f64(t, 0) + vgetq_lane_f64(t, 1);
+  for (int64_t i = D4; i < D; ++i) var += (s[i] - mean) * (s[i] - mean);
+  var /= double(D);
+  const float m = float(mean);
+  const float inv = float(1.0 / std::sqrt(var + eps));
+  const float32x4_t m4 = vdupq_n_f32(m), inv4 = vdupq_n_f32(inv);
+  int64_t i = 0;
+  for (; i < D4; i += 4) {
+    float32x4_t v = vmulq_f32(vsubq_f32(vld1q_f32(s + i), m4), inv4);
+    if (w) v = vmulq_f32(v, vld1q_f32(w + i));
+    if (b) v = vaddq_f32(v, vld1q_f32(b + i));
+    vst1q_f32(d + i, v);
+  }
+  for (; i < D; ++i) {
+    float v = (s[i] - m) * inv;
+    if (w) v *= w[i];
+    if (b) v += b[i];
+    d[i] = v;
+  }
 }
 
 }  // namespace seedcore

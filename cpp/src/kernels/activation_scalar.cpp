@@ -1,6 +1,6 @@
-// Scalar GELU (erf form) and softmax over a contiguous row: the reference twins of the
-// SIMD ones, and exactly what the executor computed before those existed (libm erf
-// and exp, the softmax sum in double).
+// Scalar GELU (erf form), softmax and layer norm over a contiguous row: the reference
+// twins of the SIMD ones, and exactly what the executor computed before those existed
+// (libm erf and exp, the softmax sum and the layer norm's moments in double).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -27,6 +27,23 @@ void softmax_row_scalar(const float* x, float* y, int64_t n) {
   }
   const float inv = float(1.0 / sum);
   for (int64_t k = 0; k < n; ++k) y[k] *= inv;
+}
+
+void layer_norm_row_scalar(const float* s, float* d, int64_t D, const float* w, const float* b, double eps) {
+  double mean = 0.0;
+  for (int64_t i = 0; i < D; ++i) mean += s[i];
+  mean /= double(D);
+  double var = 0.0;
+  for (int64_t i = 0; i < D; ++i) var += (s[i] - mean) * (s[i] - mean);
+  var /= double(D);
+  const float m = float(mean);
+  const float inv = float(1.0 / std::sqrt(var + eps));
+  for (int64_t i = 0; i < D; ++i) {
+    float v = (s[i] - m) * inv;
+    if (w) v *= w[i];
+    if (b) v += b[i];
+    d[i] = v;
+  }
 }
 
 }  // namespace seedcore

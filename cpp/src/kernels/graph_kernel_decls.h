@@ -14,7 +14,8 @@ namespace seedcore {
                           int stride, int dil, const float* w, float bias, float* out,       \
                           const float* clamp);                                                 \
   void gelu_erf_##isa(const float* x, float* y, int64_t n);                                     \
-  void softmax_row_##isa(const float* x, float* y, int64_t n);
+  void softmax_row_##isa(const float* x, float* y, int64_t n);                                  \
+  void layer_norm_row_##isa(const float* x, float* y, int64_t d, const float* w, const float* b, double eps);
 
 SEEDCORE_DECLARE_GRAPH_KERNELS(scalar)
 #if defined(__x86_64__)
