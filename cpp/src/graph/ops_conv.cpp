@@ -116,11 +116,20 @@ Value run_conv2d(const Node& n, const std::vector<const Value*>& in, RunContext&
               std::fill(drow, drow + OW, 0.0f);
               continue;
             }
-            const float* srow = plane + ih * W;
-            for (int64_t ow = 0; ow < OW; ++ow) {
-              const int64_t iw = ow * sw - pw + kw * dw;
-              drow[ow] = (iw >= 0 && iw < W) ? srow[iw] : 0.0f;
-            }
+            // iw = ow * sw - pw + kw * dw is inside [0, W) for ow in [lo, hi): zeros
+            // around a branch-free strided copy (the compiler vectorizes it)
+            const int64_t off = kw * dw - pw;
+            const int64_t lo = std::min<int64_t>(OW, off >= 0 ? 0 : (-off + sw - 1) / sw);
+            const int64_t hi = std::max<int64_t>(lo, std::min<int64_t>(OW, W - off > 0 ? (W - off + sw - 1) / sw : 0));
+            const float* srow = plane + ih * W + off;
+            std::fill(drow, drow + lo, 0.0f);
+            if (sw == 1)
+              for (int64_t ow = lo; ow < hi; ++ow) drow[ow] = srow[ow];
+            else if (sw == 2)
+              for (int64_t ow = lo; ow < hi; ++ow) drow[ow] = srow[2 * ow];
+            else
+              for (int64_t ow = lo; ow < hi; ++ow) drow[ow] = srow[ow * sw];
+            std::fill(drow + hi, drow + OW, 0.0f);
           }
         });
         B = col.data();
