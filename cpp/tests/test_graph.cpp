@@ -176,6 +176,23 @@ void test_gemm_micro_twins() {
                   isa_name(k.isa), k.mr, kc, mode, worst);
         if (clamp)
           for (float v : got) CHECK_MSG(v >= bounds[0] && v <= bounds[1], "%s clamp: %g out of bounds", isa_name(k.isa), double(v));
+        // the rows kernel: the first m rows, bit for bit the full kernel's (scalar table too)
+        for (const GraphKernels* rk : {&k, &sk}) {
+          std::vector<float> full = c0, a_rk = randn(size_t(kc * rk->mr)), b_rk = randn(size_t(kc * rk->nr));
+          std::vector<float> c_rk(size_t(rk->mr * rk->nr));
+          for (size_t i = 0; i < c_rk.size(); ++i) c_rk[i] = c0[i % c0.size()];
+          std::vector<float> full_rk = c_rk;
+          rk->gemm_micro(kc, a_rk.data(), b_rk.data(), rk->nr, full_rk.data(), rk->nr, acc, row_bias, clamp);
+          for (int m = 1; m <= 4 && m < rk->mr; ++m) {
+            std::vector<float> part = c_rk;
+            rk->gemm_micro_rows(m, kc, a_rk.data(), b_rk.data(), rk->nr, part.data(), rk->nr, acc, row_bias, clamp);
+            bool same = true;
+            for (int i = 0; i < rk->mr * rk->nr; ++i)
+              same &= i < m * rk->nr ? part[size_t(i)] == full_rk[size_t(i)] : part[size_t(i)] == c_rk[size_t(i)];
+            CHECK_MSG(same, "%s(mr=%d) gemm_micro_rows m=%d kc=%d mode=%d differs from the full kernel",
+                      isa_name(rk->isa), rk->mr, m, kc, mode);
+          }
+        }
       }
     }
   }

@@ -34,6 +34,13 @@ namespace seedcore {
 using GemmMicroKernelFn = void (*)(int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c,
                                    ptrdiff_t c_rs, bool accumulate, const float* row_bias, const float* clamp);
 
+// The micro-kernel's contract for only the first m rows of the tile (1 <= m <= MR; `a`
+// is still a packed micro-panel with MR floats per k, `row_bias` MR floats): the same
+// operations per element, so results never depend on which one ran. For batch-1 layers
+// (a classifier's M = 1) the full kernel would do MR times the work.
+using GemmMicroRowsFn = void (*)(int m, int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c,
+                                 ptrdiff_t c_rs, bool accumulate, const float* row_bias, const float* clamp);
+
 // Packs one B panel whose columns are contiguous rows of `w` (a linear layer's weight,
 // B = Wᵀ): dst[k*NR + j] = w[j*w_rs + k] for k < K, j < nr, and 0 for nr <= j < NR.
 using GemmPackBtFn = void (*)(const float* w, ptrdiff_t w_rs, int64_t K, int nr, int NR, float* dst);
@@ -59,6 +66,7 @@ struct GraphKernels {
   int mr, nr;  // micro-kernel tile
   int kc;      // K chunk: fixed per table, never derived from the thread count
   GemmMicroKernelFn gemm_micro;
+  GemmMicroRowsFn gemm_micro_rows;
   GemmPackBtFn gemm_pack_bt;
   Depthwise3x3Fn depthwise3x3;
   GeluFn gelu_erf;          // SIMD ones: polynomial erf/exp, within the tolerances test_graph states

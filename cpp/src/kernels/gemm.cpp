@@ -242,9 +242,15 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
               row_bias = edge_bias;
             }
           }
-          if (c_direct && nr == NR && mr == MR) {
+          // A row block of at most 4 rows (batch-1 layers) takes the rows kernel: the full
+          // tile would do MR / mr times the work for the same results.
+          const bool few_rows = mr <= 4 && mr < MR;
+          if (c_direct && nr == NR && (mr == MR || few_rows)) {
             if (first && tile_start) start_tile(g, i0, col0, mr, nr, cp, g.c_rs);
-            kern.gemm_micro(kc, ap, bp, b_ks, cp, g.c_rs, acc, row_bias, clamp);
+            if (mr == MR)
+              kern.gemm_micro(kc, ap, bp, b_ks, cp, g.c_rs, acc, row_bias, clamp);
+            else
+              kern.gemm_micro_rows(mr, kc, ap, bp, b_ks, cp, g.c_rs, acc, row_bias, clamp);
             if (epilogue)
               for (int i = 0; i < mr; ++i) g.row_epilogue(cp + i * g.c_rs, cp + i * g.c_rs, nr);
             continue;
@@ -255,7 +261,10 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
                 for (int j = 0; j < nr; ++j) tile[i * NR + j] = cp[i * g.c_rs + j * g.c_cs];
             if (first) start_tile(g, i0, col0, mr, nr, tile, NR);
           }
-          kern.gemm_micro(kc, ap, bp, b_ks, tile, NR, acc, row_bias, clamp);
+          if (few_rows)
+            kern.gemm_micro_rows(mr, kc, ap, bp, b_ks, tile, NR, acc, row_bias, clamp);
+          else
+            kern.gemm_micro(kc, ap, bp, b_ks, tile, NR, acc, row_bias, clamp);
           if (epilogue)
             for (int i = 0; i < mr; ++i) g.row_epilogue(tile + i * NR, tile + i * NR, nr);
           for (int i = 0; i < mr; ++i)

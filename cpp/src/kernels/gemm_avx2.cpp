@@ -152,6 +152,43 @@ void gemm_micro_avx2(int kc, const float* a, const float* b, ptrdiff_t b_ks, flo
       : "rax", "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
 }
 
+// The first m rows of gemm_micro_avx2's tile: per row two accumulators (NR = 16), up to
+// four rows at a time (8 independent FMA chains), each element `acc = a * b + acc` in k
+// order as in the assembly kernel, the clamp as max(lo, v) then min(hi, v).
+void gemm_micro_rows_avx2(int m, int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
+                          bool accumulate, const float* row_bias, const float* clamp) {
+  constexpr int MR = kAvx2Mr;
+  for (int i0 = 0; i0 < m; i0 += 4) {
+    const int rows = m - i0 < 4 ? m - i0 : 4;
+    __m256 acc[4][2];
+    for (int r = 0; r < rows; ++r) {
+      const int i = i0 + r;
+      if (accumulate) {
+        acc[r][0] = _mm256_loadu_ps(c + i * c_rs);
+        acc[r][1] = _mm256_loadu_ps(c + i * c_rs + 8);
+      } else {
+        acc[r][0] = acc[r][1] = _mm256_set1_ps(row_bias ? row_bias[i] : 0.0f);
+      }
+    }
+    for (int k = 0; k < kc; ++k) {
+      const __m256 b0 = _mm256_loadu_ps(b + k * b_ks), b1 = _mm256_loadu_ps(b + k * b_ks + 8);
+      for (int r = 0; r < rows; ++r) {
+        const __m256 av = _mm256_broadcast_ss(a + k * MR + i0 + r);
+        acc[r][0] = _mm256_fmadd_ps(b0, av, acc[r][0]);
+        acc[r][1] = _mm256_fmadd_ps(b1, av, acc[r][1]);
+      }
+    }
+    for (int r = 0; r < rows; ++r) {
+      for (int h = 0; h < 2; ++h) {
+        __m256 v = acc[r][h];
+        if (clamp) v = _mm256_min_ps(_mm256_set1_ps(clamp[1]), _mm256_max_ps(_mm256_set1_ps(clamp[0]), v));
+        _mm256_storeu_ps(c + (i0 + r) * c_rs + 8 * h, v);
+      }
+    }
+  }
+  _mm256_zeroupper();  // clean upper state for the SSE code that follows (see depthwise_avx2.cpp)
+}
+
 // Transposing B packer: 8 rows x 8 k at a time through an in-register 8 x 8
 // transpose (unpack / shuffle / permute2f128), ragged rows and k through the scalar twin.
 void gemm_pack_bt_avx2(const float* w, ptrdiff_t w_rs, int64_t K, int nr, int NR, float* dst) {

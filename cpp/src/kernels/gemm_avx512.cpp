@@ -11,6 +11,12 @@
 
 #include "graph_kernel_decls.h"
 
+// GCC 12 warns inside its own _mm512_max_ps / _mm512_min_ps (their _mm512_undefined_ps
+// pass-through operand), a known false positive.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 namespace seedcore {
 
 void gemm_micro_avx512(int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
@@ -254,6 +260,43 @@ void gemm_micro_avx512(int kc, const float* a, const float* b, ptrdiff_t b_ks, f
       : [a] "+r"(a), [b] "+r"(b), [n] "+r"(n)
       : [c] "r"(c), [cs] "r"(c_step), [bs] "r"(b_step), [acc] "r"(acc), [rb] "r"(rb), [cl] "r"(clamp)
       : "rax", "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27");
+}
+
+// The first m rows of gemm_micro_avx512's tile: per row two accumulators (NR = 32), up
+// to four rows at a time (8 independent FMA chains), each element `acc = a * b + acc` in
+// k order as in the assembly kernel, the clamp as max(lo, v) then min(hi, v).
+void gemm_micro_rows_avx512(int m, int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
+                            bool accumulate, const float* row_bias, const float* clamp) {
+  constexpr int MR = kAvx512Mr;
+  for (int i0 = 0; i0 < m; i0 += 4) {
+    const int rows = m - i0 < 4 ? m - i0 : 4;
+    __m512 acc[4][2];
+    for (int r = 0; r < rows; ++r) {
+      const int i = i0 + r;
+      if (accumulate) {
+        acc[r][0] = _mm512_loadu_ps(c + i * c_rs);
+        acc[r][1] = _mm512_loadu_ps(c + i * c_rs + 16);
+      } else {
+        acc[r][0] = acc[r][1] = _mm512_set1_ps(row_bias ? row_bias[i] : 0.0f);
+      }
+    }
+    for (int k = 0; k < kc; ++k) {
+      const __m512 b0 = _mm512_loadu_ps(b + k * b_ks), b1 = _mm512_loadu_ps(b + k * b_ks + 16);
+      for (int r = 0; r < rows; ++r) {
+        const __m512 av = _mm512_set1_ps(a[k * MR + i0 + r]);
+        acc[r][0] = _mm512_fmadd_ps(b0, av, acc[r][0]);
+        acc[r][1] = _mm512_fmadd_ps(b1, av, acc[r][1]);
+      }
+    }
+    for (int r = 0; r < rows; ++r) {
+      for (int h = 0; h < 2; ++h) {
+        __m512 v = acc[r][h];
+        if (clamp) v = _mm512_min_ps(_mm512_set1_ps(clamp[1]), _mm512_max_ps(_mm512_set1_ps(clamp[0]), v));
+        _mm512_storeu_ps(c + (i0 + r) * c_rs + 16 * h, v);
+      }
+    }
+  }
+  _mm256_zeroupper();  // vzeroupper: clean upper state for the SSE code that follows
 }
 
 }  // namespace seedcore

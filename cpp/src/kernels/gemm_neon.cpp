@@ -66,6 +66,43 @@ void gemm_micro_neon(int kc, const float* a, const float* b, ptrdiff_t b_ks, flo
 #undef SEEDCORE_ALL_ROWS
 }
 
+// The first m rows of gemm_micro_neon's tile: three accumulators per row (NR = 12), up
+// to four rows at a time, each element `acc + b * a` fused in k order as in the full
+// kernel, the clamp as compare + select.
+void gemm_micro_rows_neon(int m, int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
+                          bool accumulate, const float* row_bias, const float* clamp) {
+  constexpr int MR = kNeonMr;
+  for (int i0 = 0; i0 < m; i0 += 4) {
+    const int rows = m - i0 < 4 ? m - i0 : 4;
+    float32x4_t acc[4][3];
+    for (int r = 0; r < rows; ++r) {
+      const int i = i0 + r;
+      for (int h = 0; h < 3; ++h)
+        acc[r][h] = accumulate ? vld1q_f32(c + i * c_rs + 4 * h) : vdupq_n_f32(row_bias ? row_bias[i] : 0.0f);
+    }
+    for (int k = 0; k < kc; ++k) {
+      const float* bk = b + k * b_ks;
+      const float32x4_t b0 = vld1q_f32(bk), b1 = vld1q_f32(bk + 4), b2 = vld1q_f32(bk + 8);
+      for (int r = 0; r < rows; ++r) {
+        const float av = a[k * MR + i0 + r];
+        acc[r][0] = vfmaq_n_f32(acc[r][0], b0, av);
+        acc[r][1] = vfmaq_n_f32(acc[r][1], b1, av);
+        acc[r][2] = vfmaq_n_f32(acc[r][2], b2, av);
+      }
+    }
+    for (int r = 0; r < rows; ++r)
+      for (int h = 0; h < 3; ++h) {
+        float32x4_t v = acc[r][h];
+        if (clamp) {
+          const float32x4_t lo = vdupq_n_f32(clamp[0]), hi = vdupq_n_f32(clamp[1]);
+          v = vbslq_f32(vcltq_f32(v, lo), lo, v);
+          v = vbslq_f32(vcgtq_f32(v, hi), hi, v);
+        }
+        vst1q_f32(c + (i0 + r) * c_rs + 4 * h, v);
+      }
+  }
+}
+
 // Transposing B packer: 4 rows x 4 k at a time through an in-register 4 x 4
 // transpose (trn1/trn2 on 32- then 64-bit lanes), ragged rows and k scalar.
 void gemm_pack_bt_neon(const float* w, ptrdiff_t w_rs, int64_t K, int nr, int NR, float* dst) {
