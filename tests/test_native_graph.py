@@ -314,6 +314,13 @@ FUSION_CASES = {
         [("x", "float32", [3, 5, 24])],
         [node("linear", ["x", "w", "b"], "h"), node("gelu", ["h"], "y", {"approximate": "none"})],
         {"w": f32(40, 24), "b": f32(40)}, ["h"], ["y"], 3),
+    # add -> layer_norm (residual), with and without affine parameters, and a broadcast add
+    "residual_layer_norm": (
+        [("x", "float32", [2, 5, 16]), ("r", "float32", [2, 5, 16]), ("r1", "float32", [5, 16])],
+        [node("add", ["x", "r"], "h"), node("layer_norm", ["h", "w", "b"], "y", {"eps": 1e-5}),
+         node("add", ["r", "x"], "h2"), node("layer_norm", ["h2", None, None], "y2", {"eps": 1e-12}),
+         node("add", ["x", "r1"], "h3"), node("layer_norm", ["h3", "w", None], "y3", {"eps": 1e-6})],
+        {"w": f32(16), "b": f32(16)}, ["h", "h2", "h3"], ["y", "y2", "y3"], 3),
     # matmul -> mul_scalar -> add (broadcast mask) -> softmax; the mask first; no scale
     "attention_softmax": (
         [("q", "float32", [2, 3, 7, 4]), ("k", "float32", [2, 3, 4, 7]), ("mask", "float32", [2, 1, 1, 7])],

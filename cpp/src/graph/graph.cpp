@@ -691,6 +691,25 @@ Graph::Graph(std::string_view graph_json, const std::unordered_map<std::string, 
       add->in.resize(1);
       add->in_names.resize(1);
     }
+    // add -> layer_norm (the residual before each BERT layer norm): the sum is formed
+    // row by row right before the row is normalised, not written out and read back.
+    for (Node& ln : g.nodes) {
+      if (ln.op != Op::layer_norm || ln.fused_add) continue;
+      Node* add = sole_use(ln.in[0], Op::add);
+      if (add == nullptr || g.slots[size_t(add->in[0])].dtype != ElemType::f32 ||
+          g.slots[size_t(add->in[1])].dtype != ElemType::f32)
+        continue;
+      ln.in.resize(3, -1);
+      ln.in_names.resize(3);
+      ln.in[0] = add->in[0];
+      ln.in_names[0] = add->in_names[0];
+      ln.in.push_back(add->in[1]);
+      ln.in_names.push_back(add->in_names[1]);
+      ln.fused_add = true;
+      add->op = Op::identity;
+      add->in.resize(1);
+      add->in_names.resize(1);
+    }
   }
   // Constant linear and conv2d weights: pack them for the default kernels once, here.
   {

@@ -56,8 +56,9 @@ struct Node {
   // linear only: the gelu (erf) that was its output's sole consumer, run on each GEMM
   // tile (GemmArgs::row_epilogue); that gelu node became an identity.
   bool fused_gelu = false;
-  // softmax only: in = {x, m}, computing softmax(x [* attrs.value] + m) row by row, from
-  // a mul_scalar (fused_scale) and an add that fed only it (they became identities).
+  // softmax: in = {x, m}, computing softmax(x [* attrs.value] + m) row by row, from a
+  // mul_scalar (fused_scale) and an add that fed only it (they became identities).
+  // layer_norm: in = {x, w, b, r}, normalising x + r (a residual add that fed only it).
   bool fused_add = false, fused_scale = false;
   // A file weight packed once at load for the kernel table `packed_for`: a linear's Wᵀ
   // as the GEMM's B panels (gemm_pack_b), a groups-1 conv2d's weight as its A panels

@@ -42,22 +42,38 @@ Value run_batch_norm(const Node& n, const std::vector<const Value*>& in) {
 }
 
 Value run_layer_norm(const Node& n, const std::vector<const Value*>& in, const GraphKernels& kernels) {
-  const Value& x = *in[0];
-  if (x.shape.empty()) node_error(n, "input '" + n.in_names[0] + "' must be at least 1-D");
-  const int64_t D = x.shape.back();
+  const Value* x = in[0];
+  Value sum;  // a fused residual add whose operands differ in shape: formed first, as the add node would
+  if (n.fused_add && in[3]->shape != x->shape) {
+    sum = add_broadcast(n, *x, *in[3]);
+    x = &sum;
+  }
+  const Value* r = n.fused_add && x != &sum ? in[3] : nullptr;  // added row by row below
+  if (x->shape.empty()) node_error(n, "input '" + n.in_names[0] + "' must be at least 1-D");
+  const int64_t D = x->shape.back();
   const Value* w = in.size() > 1 ? in[1] : nullptr;
   const Value* b = in.size() > 2 ? in[2] : nullptr;
-  for (size_t i = 1; i < in.size(); ++i)
+  for (size_t i = 1; i < std::min<size_t>(in.size(), 3); ++i)
     if (in[i] && (in[i]->shape.size() != 1 || in[i]->shape[0] != D))
       node_error(n, "parameter '" + n.in_names[i] + "' has shape " + shape_string(in[i]->shape) + ", expected [" +
                         std::to_string(D) + "] (the last axis of '" + n.in_names[0] + "')");
-  Value y = new_value(ElemType::f32, x.shape);
-  const int64_t rows = D > 0 ? x.numel() / D : 0;
-  const float* xp = x.f32();
+  Value y = new_value(ElemType::f32, x->shape);
+  const int64_t rows = D > 0 ? x->numel() / D : 0;
+  const float* xp = x->f32();
+  const float* rp = r ? r->f32() : nullptr;
   float* yp = mut_f32(y);
   const float* wp = w ? w->f32() : nullptr;
   const float* bp = b ? b->f32() : nullptr;
-  for (int64_t r = 0; r < rows; ++r) kernels.layer_norm_row(xp + r * D, yp + r * D, D, wp, bp, n.attrs.eps);
+  for (int64_t row = 0; row < rows; ++row) {
+    const float* src = xp + row * D;
+    float* dst = yp + row * D;
+    if (rp) {  // x + r in float, as the add node computes it
+      const float* rr = rp + row * D;
+      for (int64_t i = 0; i < D; ++i) dst[i] = src[i] + rr[i];
+      src = dst;
+    }
+    kernels.layer_norm_row(src, dst, D, wp, bp, n.attrs.eps);
+  }
   return y;
 }
 
