@@ -354,3 +354,17 @@ def test_fusions_are_bit_identical(case):
         a, b = fused.run(feeds, impl=impl), apart.run(feeds, impl=impl)
         for n in finals:
             assert np.array_equal(a[n], b[n]), (case, impl, n)
+
+
+def test_batch_separable_graph_runs_in_chunks_with_the_same_bits():
+    """A CNN whose nodes all act per sample runs its batch in chunks of `threads` samples
+    (Graph::run): threads=1 (5 chunks), 3 (chunks of 3 and 2) and 5 (one pass) give the
+    same bits, and match the reference."""
+    conv = {"stride": [1, 1], "padding": [1, 1], "dilation": [1, 1], "groups": 1}
+    nodes = [node("conv2d", ["x", "w1", "b1"], "h1", conv), node("clamp", ["h1"], "a1", {"min": 0, "max": 6}),
+             node("conv2d", ["a1", "w2", None], "h2", dict(conv, groups=8)), node("add", ["h2", "a1"], "r"),
+             node("avg_pool_global", ["r"], "p"), node("flatten", ["p"], "f", {"start": 1, "end": -1}),
+             node("linear", ["f", "fc", "fb"], "y")]
+    g = graph([("x", "float32", ["batch", 3, 10, 10])], [("y", "float32", ["batch", 7])], nodes)
+    w = {"w1": f32(8, 3, 3, 3), "b1": f32(8), "w2": f32(8, 1, 3, 3), "fc": f32(7, 8), "fb": f32(7)}
+    check(g, w, {"x": f32(5, 3, 10, 10)}, threads=(1, 3, 5))
