@@ -295,3 +295,76 @@ def test_input_list_has_one_item_per_slot():
     g["nodes"][0]["in"] = ["x", "w", None]
     out = _native.Graph(json.dumps(g), {"w": f32(2, 3)}).run({"x": f32(4, 3)})
     assert out["y"].shape == (4, 2)
+
+
+
+# name: (inputs, nodes, weights, intermediates that fusion removes, final outputs, output rank)
+FUSION_CASES = {
+    # conv2d -> clamp (ReLU6), pointwise and depthwise
+    "conv_relu6": (
+        [("x", "float32", [2, 8, 9, 9])],
+        [node("conv2d", ["x", "w", "b"], "h", {"stride": [1, 1], "padding": [0, 0], "dilation": [1, 1], "groups": 1}),
+         node("clamp", ["h"], "y", {"min": 0, "max": 6}),
+         node("conv2d", ["y", "dw", "db"], "h2", {"stride": [2, 2], "padding": [1, 1], "dilation": [1, 1], "groups": 16}),
+         node("clamp", ["h2"], "y2", {"min": 0, "max": 6})],
+        {"w": f32(16, 8, 1, 1, scale=2.0), "b": f32(16), "dw": f32(16, 1, 3, 3, scale=2.0), "db": f32(16)},
+        ["h", "h2"], ["y2"], 4),
+    # linear -> gelu
+    "linear_gelu": (
+        [("x", "float32", [3, 5, 24])],
+        [node("linear", ["x", "w", "b"], "h"), node("gelu", ["h"], "y", {"approximate": "none"})],
+        {"w": f32(40, 24), "b": f32(40)}, ["h"], ["y"], 3),
+    # add -> layer_norm (residual), with and without affine parameters, and a broadcast add
+    "residual_layer_norm": (
+        [("x", "float32", [2, 5, 16]), ("r", "float32", [2, 5, 16]), ("r1", "float32", [5, 16])],
+        [node("add", ["x", "r"], "h"), node("layer_norm", ["h", "w", "b"], "y", {"eps": 1e-5}),
+         node("add", ["r", "x"], "h2"), node("layer_norm", ["h2", None, None], "y2", {"eps": 1e-12}),
+         node("add", ["x", "r1"], "h3"), node("layer_norm", ["h3", "w", None], "y3", {"eps": 1e-6})],
+        {"w": f32(16), "b": f32(16)}, ["h", "h2", "h3"], ["y", "y2", "y3"], 3),
+    # matmul -> mul_scalar -> add (broadcast mask) -> softmax; the mask first; no scale
+    "attention_softmax": (
+        [("q", "float32", [2, 3, 7, 4]), ("k", "float32", [2, 3, 4, 7]), ("mask", "float32", [2, 1, 1, 7])],
+        [node("matmul", ["q", "k"], "s"), node("mul_scalar", ["s"], "t", {"value": 0.5}),
+         node("add", ["t", "mask"], "u"), node("softmax", ["u"], "p", {"axis": -1}),
+         node("mul_scalar", ["s"], "t2", {"value": 0.25, "reverse": True}),
+         node("add", ["mask", "t2"], "u2"), node("softmax", ["u2"], "p2", {"axis": -1}),
+         node("add", ["s", "s"], "u3"), node("softmax", ["u3"], "p3", {"axis": -1})],
+        {}, ["t", "u", "t2", "u2", "u3"], ["p", "p2", "p3"], 4),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FUSION_CASES))
+def test_fusions_are_bit_identical(case):
+    """Nodes fused at load (conv+clamp, linear+gelu, scale+mask+softmax) against the same
+    nodes kept apart (their intermediates made graph outputs, which prevents fusion): the
+    same bits for every kernel set, and within tolerance of the numpy reference."""
+    inputs, nodes, weights, intermediates, finals, rank = FUSION_CASES[case]
+    feeds = {name: f32(*shape, scale=3.0) for name, _, shape in inputs}
+    if "mask" in feeds:
+        feeds["mask"] = np.where(RNG.random(feeds["mask"].shape) < 0.3, -10000.0, 0.0).astype(np.float32)
+
+    def outputs(names):  # symbolic shapes: the reference and the executor fill them in
+        return [{"name": n, "dtype": "float32", "shape": [f"{n}_{d}" for d in range(rank)]} for n in names]
+
+    g_fused = dict(graph(inputs, [], nodes), outputs=outputs(finals))
+    g_apart = dict(graph(inputs, [], nodes), outputs=outputs(intermediates + finals))
+    check(g_fused, weights, feeds)
+    fused, apart = _native.Graph(json.dumps(g_fused), weights), _native.Graph(json.dumps(g_apart), weights)
+    for impl in IMPLS:
+        a, b = fused.run(feeds, impl=impl), apart.run(feeds, impl=impl)
+        for n in finals:
+            assert np.array_equal(a[n], b[n]), (case, impl, n)
+
+
+def test_batch_separable_graph_runs_in_chunks_with_the_same_bits():
+    """A CNN whose nodes all act per sample runs its batch in chunks of `threads` samples
+    (Graph::run): threads=1 (5 chunks), 3 (chunks of 3 and 2) and 5 (one pass) give the
+    same bits, and match the reference."""
+    conv = {"stride": [1, 1], "padding": [1, 1], "dilation": [1, 1], "groups": 1}
+    nodes = [node("conv2d", ["x", "w1", "b1"], "h1", conv), node("clamp", ["h1"], "a1", {"min": 0, "max": 6}),
+             node("conv2d", ["a1", "w2", None], "h2", dict(conv, groups=8)), node("add", ["h2", "a1"], "r"),
+             node("avg_pool_global", ["r"], "p"), node("flatten", ["p"], "f", {"start": 1, "end": -1}),
+             node("linear", ["f", "fc", "fb"], "y")]
+    g = graph([("x", "float32", ["batch", 3, 10, 10])], [("y", "float32", ["batch", 7])], nodes)
+    w = {"w1": f32(8, 3, 3, 3), "b1": f32(8), "w2": f32(8, 1, 3, 3), "fc": f32(7, 8), "fb": f32(7)}
+    check(g, w, {"x": f32(5, 3, 10, 10)}, threads=(1, 3, 5))

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -68,7 +69,7 @@ void test_gemm() {
     const GraphKernels& k = *kp;
     const Isa isa = k.isa;
     for (auto& s : sizes) {
-      for (int layout = 0; layout < 8; ++layout) {
+      for (int layout = 0; layout < 16; ++layout) {
         const int64_t M = s[0], K = s[1], N = s[2];
         std::vector<float> A = randn(size_t(M * K)), B = randn(size_t(K * N)), C0 = randn(size_t(M * N));
         std::vector<float> bm = randn(size_t(M)), bn = randn(size_t(N));
@@ -79,6 +80,14 @@ void test_gemm() {
         g.a_rs = at ? 1 : K; g.a_cs = at ? M : 1;
         g.b_ks = bt ? 1 : N; g.b_ns = bt ? K : 1;
         if (bias) { g.bias_m = bm.data(); g.bias_n = bn.data(); }
+        if (layout & 8) {  // a convolution's epilogue: row bias (in the micro-kernel unless accumulating) + clamp
+          g.bias_n = nullptr;
+          g.bias_m = bm.data();
+          g.clamp_has_min = true;
+          g.clamp_min = -0.5f;
+          g.clamp_has_max = !bias;  // with and without an upper bound
+          g.clamp_max = 1.5f;
+        }
         std::vector<float> ref = C0, got = C0, got2 = C0;
         for (bool acc : {false, true}) {
           g.accumulate = acc;
@@ -98,6 +107,13 @@ void test_gemm() {
           GemmArgs gp = g; gp.b_packed = bpk.data(); gp.b = nullptr;
           gp.c = pre.data(); gemm(gp, k, nullptr);
           gp.c = pre2.data(); gemm(gp, k, &many);
+          // A packed ahead (gemm_pack_a), alone and with B packed ahead
+          std::vector<float> pa = C0, pa2 = C0;
+          const std::vector<float> apk = gemm_pack_a(g, k);
+          GemmArgs ga = g; ga.a_packed = apk.data(); ga.a = nullptr;
+          ga.c = pa.data(); gemm(ga, k, &many);
+          ga.b_packed = bpk.data(); ga.b = nullptr;
+          ga.c = pa2.data(); gemm(ga, k, nullptr);
           double worst = 0;
           bool same_threads = true;
           for (int64_t i = 0; i < M * N; ++i) {
@@ -105,6 +121,7 @@ void test_gemm() {
             worst = std::max(worst, std::abs(double(got[size_t(i)]) - ref[size_t(i)]) / tol);
             same_threads &= got[size_t(i)] == got2[size_t(i)];
             same_threads &= pre[size_t(i)] == got[size_t(i)] && pre2[size_t(i)] == got[size_t(i)];
+            same_threads &= pa[size_t(i)] == got[size_t(i)] && pa2[size_t(i)] == got[size_t(i)];
             const int64_t r = i / N, c = i % N;
             same_threads &= gt[size_t(c * M + r)] == got[size_t(i)];
           }
@@ -127,12 +144,19 @@ void test_gemm_micro_twins() {
     const GraphKernels& k = *kp;
     if (&k == &sk) continue;
     for (int kc : {1, 3, 4, 7, 256}) {
-      for (bool acc : {false, true}) {
+      for (int mode = 0; mode < 6; ++mode) {
+        // mode: accumulate or not x (plain | row bias | row bias + clamp); the row bias only
+        // counts without accumulate
+        const bool acc = mode & 1;
         const int MR = k.mr, NR = k.nr;
         // b is padded: the scalar tile reading the last columns may run past NR
         std::vector<float> a = randn(size_t(kc * MR)), b = randn(size_t(kc * NR + sk.nr)), c0 = randn(size_t(MR * NR));
+        std::vector<float> rb = randn(size_t(MR + sk.mr));
+        const float bounds[2] = {-0.25f, 0.75f};
+        const float* row_bias = mode >= 2 ? rb.data() : nullptr;
+        const float* clamp = mode >= 4 ? bounds : nullptr;
         std::vector<float> got = c0, want = c0;
-        k.gemm_micro(kc, a.data(), b.data(), NR, got.data(), NR, acc);
+        k.gemm_micro(kc, a.data(), b.data(), NR, got.data(), NR, acc, row_bias, clamp);
         for (int i0 = 0; i0 < MR; i0 += sk.mr)
           for (int j0 = 0; j0 < NR; j0 += sk.nr) {
             std::vector<float> as(size_t(kc * sk.mr), 0.0f);
@@ -141,14 +165,34 @@ void test_gemm_micro_twins() {
             std::vector<float> ct(size_t(sk.mr * sk.nr), 0.0f);
             for (int i = 0; i < sk.mr && i0 + i < MR; ++i)
               for (int j = 0; j < sk.nr && j0 + j < NR; ++j) ct[size_t(i * sk.nr + j)] = c0[size_t((i0 + i) * NR + j0 + j)];
-            sk.gemm_micro(kc, as.data(), b.data() + j0, NR, ct.data(), sk.nr, acc);
+            sk.gemm_micro(kc, as.data(), b.data() + j0, NR, ct.data(), sk.nr, acc, row_bias ? row_bias + i0 : nullptr,
+                          clamp);
             for (int i = 0; i < sk.mr && i0 + i < MR; ++i)
               for (int j = 0; j < sk.nr && j0 + j < NR; ++j) want[size_t((i0 + i) * NR + j0 + j)] = ct[size_t(i * sk.nr + j)];
           }
         double worst = 0;
         for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, double(std::abs(got[i] - want[i])));
-        CHECK_MSG(worst <= 1e-5 * (std::sqrt(double(kc)) * 4 + 4), "%s(mr=%d) gemm micro-kernel kc=%d acc=%d: error %.3g",
-                  isa_name(k.isa), k.mr, kc, int(acc), worst);
+        CHECK_MSG(worst <= 1e-5 * (std::sqrt(double(kc)) * 4 + 4), "%s(mr=%d) gemm micro-kernel kc=%d mode=%d: error %.3g",
+                  isa_name(k.isa), k.mr, kc, mode, worst);
+        if (clamp)
+          for (float v : got) CHECK_MSG(v >= bounds[0] && v <= bounds[1], "%s clamp: %g out of bounds", isa_name(k.isa), double(v));
+        // the rows kernel: the first m rows, bit for bit the full kernel's (scalar table too)
+        for (const GraphKernels* rk : {&k, &sk}) {
+          std::vector<float> full = c0, a_rk = randn(size_t(kc * rk->mr)), b_rk = randn(size_t(kc * rk->nr));
+          std::vector<float> c_rk(size_t(rk->mr * rk->nr));
+          for (size_t i = 0; i < c_rk.size(); ++i) c_rk[i] = c0[i % c0.size()];
+          std::vector<float> full_rk = c_rk;
+          rk->gemm_micro(kc, a_rk.data(), b_rk.data(), rk->nr, full_rk.data(), rk->nr, acc, row_bias, clamp);
+          for (int m = 1; m <= 4 && m < rk->mr; ++m) {
+            std::vector<float> part = c_rk;
+            rk->gemm_micro_rows(m, kc, a_rk.data(), b_rk.data(), rk->nr, part.data(), rk->nr, acc, row_bias, clamp);
+            bool same = true;
+            for (int i = 0; i < rk->mr * rk->nr; ++i)
+              same &= i < m * rk->nr ? part[size_t(i)] == full_rk[size_t(i)] : part[size_t(i)] == c_rk[size_t(i)];
+            CHECK_MSG(same, "%s(mr=%d) gemm_micro_rows m=%d kc=%d mode=%d differs from the full kernel",
+                      isa_name(rk->isa), rk->mr, m, kc, mode);
+          }
+        }
       }
     }
   }
@@ -174,22 +218,94 @@ void test_gemm_pack_bt_twins() {
 
 void test_depthwise() {
   const GraphKernels& sk = graph_kernels(Isa::scalar);
-  for (Isa isa : simd_isas()) {
-    const GraphKernels& k = graph_kernels(isa);
+  for (const GraphKernels* kp : gemm_tables()) {  // every SIMD table
+    if (kp == &sk) continue;
+    const Isa isa = kp->isa;
+    const GraphKernels& k = *kp;
     for (int stride : {1, 2, 3})
       for (int dil : {1, 2})
         for (int64_t oh : {1, 3})
-          for (int64_t ow : {1, 4, 7, 8, 9, 17, 33}) {
+          for (int64_t ow : {1, 4, 7, 8, 9, 17, 33, 56, 71, 112}) {
             const int64_t in_w = (ow - 1) * stride + 2 * dil + 1 + 3, in_h = (oh - 1) * stride + 2 * dil + 1;
             std::vector<float> in = randn(size_t(in_w * in_h + 32)), w = randn(9);
             std::vector<float> a(size_t(oh * ow)), b(size_t(oh * ow));
-            sk.depthwise3x3(in.data(), in_w, oh, ow, stride, dil, w.data(), 0.5f, a.data());
-            k.depthwise3x3(in.data(), in_w, oh, ow, stride, dil, w.data(), 0.5f, b.data());
+            // every other case with a fused clamp
+            const float bounds[2] = {-0.5f, 1.0f};
+            const float* clamp = (ow + stride) % 2 ? bounds : nullptr;
+            sk.depthwise3x3(in.data(), in_w, oh, ow, stride, dil, w.data(), 0.5f, a.data(), clamp);
+            k.depthwise3x3(in.data(), in_w, oh, ow, stride, dil, w.data(), 0.5f, b.data(), clamp);
             double worst = 0;
             for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, double(std::abs(a[i] - b[i])));
+            if (clamp)
+              for (float v : b) CHECK(v >= bounds[0] && v <= bounds[1]);
             CHECK_MSG(worst < 1e-5, "%s depthwise stride=%d dil=%d ow=%lld: error %g", isa_name(isa), stride, dil,
                       (long long)ow, worst);
           }
+  }
+}
+
+// GELU (erf), row softmax and layer norm: each SIMD kernel against its scalar twin (libm erf/exp,
+// double sum). Stated tolerances: GELU |simd - scalar| <= 4e-7 * max(1, |x|) (the
+// polynomial erf is good to about 1e-7 absolute); softmax |simd - scalar| <= 2e-6 *
+// max(y) per row (polynomial exp, float lane sums). Also NaN in, NaN out; -inf gives 0.
+void test_activations() {
+  const GraphKernels& sk = graph_kernels(Isa::scalar);
+  for (Isa isa : simd_isas()) {
+    const GraphKernels& k = graph_kernels(isa);
+    for (int64_t n : {1, 3, 7, 8, 9, 31, 128, 1000}) {
+      std::vector<float> x = randn(size_t(n));
+      for (size_t i = 0; i < x.size(); ++i) x[i] *= (i % 3 == 0) ? 6.0f : 1.5f;
+      if (n > 8) { x[1] = 0.0f; x[2] = -30.0f; x[3] = 30.0f; x[4] = -4.0f; x[5] = 1e-20f; }
+      std::vector<float> a(x.size()), b(x.size());
+      sk.gelu_erf(x.data(), a.data(), n);
+      k.gelu_erf(x.data(), b.data(), n);
+      double worst = 0;
+      for (size_t i = 0; i < a.size(); ++i)
+        worst = std::max(worst, std::abs(double(a[i]) - b[i]) / std::max(1.0, std::abs(double(x[i]))));
+      CHECK_MSG(worst <= 4e-7, "%s gelu n=%lld: error %g", isa_name(isa), (long long)n, worst);
+      for (float scale : {1.0f, 8.0f}) {
+        std::vector<float> s = x;
+        for (auto& v : s) v *= scale;
+        if (n > 4) s[size_t(n) / 2] = -10000.0f;  // a masked position
+        if (n > 5) s[size_t(n) / 3] = -std::numeric_limits<float>::infinity();
+        sk.softmax_row(s.data(), a.data(), n);
+        k.softmax_row(s.data(), b.data(), n);
+        double top = 0, err = 0;
+        for (size_t i = 0; i < a.size(); ++i) {
+          top = std::max(top, double(a[i]));
+          err = std::max(err, std::abs(double(a[i]) - b[i]));
+        }
+        CHECK_MSG(err <= 2e-6 * top, "%s softmax n=%lld scale=%g: error %g (max %g)", isa_name(isa), (long long)n,
+                  double(scale), err, top);
+        if (n > 5) CHECK(b[size_t(n) / 3] == 0.0f);
+      }
+    }
+    // layer norm: moments in double in another order than the scalar twin's; tolerance
+    // |simd - scalar| <= 2e-6 * max(1, max |y|) (in practice float(mean) and the scale agree)
+    for (int64_t d : {1, 3, 8, 31, 384, 1000}) {
+      for (int variant = 0; variant < 3; ++variant) {
+        std::vector<float> x = randn(size_t(d)), w = randn(size_t(d)), b = randn(size_t(d));
+        for (auto& v : x) v = 5.0f + 3.0f * v;  // an offset mean, as after a residual add
+        const float* wp = variant == 1 ? nullptr : w.data();
+        const float* bp = variant == 2 ? nullptr : b.data();
+        std::vector<float> a(x.size()), c(x.size());
+        sk.layer_norm_row(x.data(), a.data(), d, wp, bp, 1e-12);
+        k.layer_norm_row(x.data(), c.data(), d, wp, bp, 1e-12);
+        double top = 1.0, err = 0;
+        for (size_t i = 0; i < a.size(); ++i) {
+          top = std::max(top, std::abs(double(a[i])));
+          err = std::max(err, std::abs(double(a[i]) - c[i]));
+        }
+        CHECK_MSG(err <= 2e-6 * top, "%s layer_norm d=%lld variant=%d: error %g", isa_name(isa), (long long)d, variant, err);
+      }
+    }
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    std::vector<float> x = {1.0f, nan, -2.0f, 0.5f, 3.0f, -1.0f, 2.0f, 0.25f, nan};
+    std::vector<float> y(x.size());
+    k.gelu_erf(x.data(), y.data(), int64_t(x.size()));
+    CHECK(std::isnan(y[1]) && std::isnan(y[8]) && !std::isnan(y[0]));
+    k.softmax_row(x.data(), y.data(), int64_t(x.size()));
+    CHECK(std::isnan(y[0]));
   }
 }
 
@@ -383,6 +499,7 @@ int main() {
   test_gemm_micro_twins();
   test_gemm_pack_bt_twins();
   test_depthwise();
+  test_activations();
   test_conv_graph();
   test_mlp_graph();
   test_bad_graphs();

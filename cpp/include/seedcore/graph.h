@@ -66,8 +66,9 @@ class Graph {
   // `inputs` in the order of inputs(); returns outputs in the order of outputs().
   std::vector<Tensor> run(const std::vector<TensorRef>& inputs, unsigned threads = 1, Isa isa = auto_isa()) const;
 
+  struct Impl;  // opaque (graph.cpp)
+
  private:
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

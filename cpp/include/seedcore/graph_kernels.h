@@ -1,5 +1,5 @@
-// Kernels of the native forward pass: GEMM and depthwise 3x3 convolution, one
-// implementation per ISA (scalar reference, AVX2+FMA, NEON) behind one table.
+// Kernels of the native forward pass: GEMM, depthwise 3x3 convolution, GELU and row
+// softmax, one implementation per ISA (scalar reference, AVX2+FMA, NEON) behind one table.
 //
 // The GEMM is split in two layers (GotoBLAS / BLIS style):
 //   * a micro-kernel (per ISA) that computes one full MR x NR tile of C over kc steps
@@ -23,11 +23,23 @@
 
 namespace seedcore {
 
-// c[i*c_rs + j] (+)= sum_{k<kc} a[k*MR + i] * b[k*b_ks + j] for the whole tile i < MR,
-// j < NR, in k order. `a` is a packed A micro-panel; `b` holds NR readable floats per k
-// (a packed B micro-panel with b_ks == NR, or row-major B read in place).
+// c[i*c_rs + j] = start(i, j) + sum_{k<kc} a[k*MR + i] * b[k*b_ks + j] for the whole tile
+// i < MR, j < NR, in k order, where start is c's old value (accumulate), else
+// row_bias[i] (row_bias non-null: MR floats), else 0. With `clamp` non-null ({lo, hi})
+// each result is then clamped: v < lo -> lo, v > hi -> hi, NaN kept (fused ReLU6; a
+// missing bound is -inf / +inf). `a` is a packed A micro-panel; `b` holds NR readable
+// floats per k (a packed B micro-panel with b_ks == NR, or row-major B read in place).
+// The bias start and the clamp live in the kernel because with the small K of 1x1
+// convolutions a separate pass over the tile cost as much as the FMAs.
 using GemmMicroKernelFn = void (*)(int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c,
-                                   ptrdiff_t c_rs, bool accumulate);
+                                   ptrdiff_t c_rs, bool accumulate, const float* row_bias, const float* clamp);
+
+// The micro-kernel's contract for only the first m rows of the tile (1 <= m <= MR; `a`
+// is still a packed micro-panel with MR floats per k, `row_bias` MR floats): the same
+// operations per element, so results never depend on which one ran. For batch-1 layers
+// (a classifier's M = 1) the full kernel would do MR times the work.
+using GemmMicroRowsFn = void (*)(int m, int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c,
+                                 ptrdiff_t c_rs, bool accumulate, const float* row_bias, const float* clamp);
 
 // Packs one B panel whose columns are contiguous rows of `w` (a linear layer's weight,
 // B = Wᵀ): dst[k*NR + j] = w[j*w_rs + k] for k < K, j < nr, and 0 for nr <= j < NR.
@@ -35,17 +47,31 @@ using GemmPackBtFn = void (*)(const float* w, ptrdiff_t w_rs, int64_t K, int nr,
 
 // Depthwise 3x3 convolution of one channel over a zero-padded input plane:
 // out[oh*OW + ow] = bias + sum_{kh,kw} w[kh*3+kw] * in[(oh*stride + kh*dil)*in_w + ow*stride + kw*dil].
-// `in` must stay readable 16 floats past the last element the formula touches.
+// `in` must stay readable 16 floats past the last element the formula touches. With
+// `clamp` non-null ({lo, hi}) each output is then clamped like the GEMM's epilogue (fused ReLU6).
 using Depthwise3x3Fn = void (*)(const float* in, int64_t in_w, int64_t oh_count, int64_t ow_count,
-                                int stride, int dil, const float* w, float bias, float* out);
+                                int stride, int dil, const float* w, float bias, float* out, const float* clamp);
+
+// y[i] = 0.5 x[i] (1 + erf(x[i] / sqrt 2)) for i < n (y may be x).
+using GeluFn = void (*)(const float* x, float* y, int64_t n);
+// Softmax of one contiguous row of n floats: y = exp(x - max x) / sum (y may be x).
+using SoftmaxRowFn = void (*)(const float* x, float* y, int64_t n);
+
+// Layer norm of one row of d floats: mean and variance in double, then
+// y = (x - float(mean)) * float(1 / sqrt(var + eps)) [* w] [+ b] in float (y may be x).
+using LayerNormRowFn = void (*)(const float* x, float* y, int64_t d, const float* w, const float* b, double eps);
 
 struct GraphKernels {
   Isa isa;
   int mr, nr;  // micro-kernel tile
   int kc;      // K chunk: fixed per table, never derived from the thread count
   GemmMicroKernelFn gemm_micro;
+  GemmMicroRowsFn gemm_micro_rows;
   GemmPackBtFn gemm_pack_bt;
   Depthwise3x3Fn depthwise3x3;
+  GeluFn gelu_erf;          // SIMD ones: polynomial erf/exp, within the tolerances test_graph states
+  SoftmaxRowFn softmax_row;
+  LayerNormRowFn layer_norm_row;  // SIMD ones: sums in another order, tolerance in test_graph
 };
 
 // Throws SeedError when this build/CPU lacks `isa`. On x86 with AVX-512 (F, BW, VL, DQ;
@@ -78,13 +104,45 @@ struct GemmArgs {
   // unused). For weights that stay fixed across runs, packing once at load saves the
   // per-call transposing pack (about a quarter of a linear layer's GEMM time here).
   const float* b_packed = nullptr;
+  // Optional: A already packed by gemm_pack_a for the same kernels (a, a_rs, a_cs are then
+  // unused). A convolution's weight is its A side: packing it once at load saves a
+  // strided 12-stream copy per call (~10% of MobileNetV2, whose N is often 49 or 196).
+  const float* a_packed = nullptr;
   bool accumulate = false;
+  // Optional epilogue, applied to each C element after its last K chunk (while the tile
+  // is in L1) instead of a separate pass: C = min(max(C, clamp_min), clamp_max), NaN
+  // kept (a conv2d followed by ReLU6, fused at graph load).
+  bool clamp_has_min = false, clamp_has_max = false;
+  float clamp_min = 0.0f, clamp_max = 0.0f;
+  // Optional epilogue after the clamp: row_epilogue(row, row, n) on each C tile row after
+  // its last K chunk (a linear followed by GELU, fused at graph load: the GELU runs on
+  // the tile in L1 instead of a pass over a 4096 x 1536 tensor).
+  void (*row_epilogue)(const float* x, float* y, int64_t n) = nullptr;
 };
 void gemm(const GemmArgs& args, const GraphKernels& kernels, TaskRunner* runner);
 
 // B (args.K x args.N, from args.b / b_ks / b_ns) as the panels gemm reads with
 // args.b_packed: ceil(N / nr) panels of K x nr floats, columns past N zero.
 std::vector<float> gemm_pack_b(const GemmArgs& args, const GraphKernels& kernels);
+
+// The epilogue clamp of GemmArgs (and of the graph's clamp op): v < lo -> lo, v > hi -> hi,
+// NaN passes through.
+inline void gemm_clamp_row(const GemmArgs& g, float* row, int64_t n) {
+  if (g.clamp_has_min) {
+    const float lo = g.clamp_min;
+    for (int64_t j = 0; j < n; ++j) row[j] = row[j] < lo ? lo : row[j];
+  }
+  if (g.clamp_has_max) {
+    const float hi = g.clamp_max;
+    for (int64_t j = 0; j < n; ++j) row[j] = row[j] > hi ? hi : row[j];
+  }
+}
+
+// A (args.M x args.K, from args.a / a_rs / a_cs) as the micro-panels gemm reads with
+// args.a_packed: for each K chunk pc (the table's kc, the last one shorter) a region of
+// ceil(M / mr) * mr rows, starting at pc * that many rows; in it, rows r0..r0+mr as one
+// micro-panel of kc x mr floats at r0 * kc (rows past M zero).
+std::vector<float> gemm_pack_a(const GemmArgs& args, const GraphKernels& kernels);
 
 // Straight triple loop in k order (double-free, float accumulation): the test oracle.
 void gemm_reference(const GemmArgs& args);

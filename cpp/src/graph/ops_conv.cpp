@@ -23,6 +23,20 @@ int64_t out_size(const Node& n, int64_t in, int64_t k, int64_t s, int64_t p, int
   return (in + 2 * p - span) / s + 1;
 }
 
+// Copies n floats as fixed 32- and 16-byte blocks (the last one overlapping) that the
+// compiler inlines: a memcpy call per row of a 7x7 or 14x14 plane cost more than the copy.
+inline void copy_row(float* d, const float* s, int64_t n) {
+  if (n >= 8) {
+    for (int64_t i = 0; i + 8 <= n; i += 8) std::memcpy(d + i, s + i, 32);
+    std::memcpy(d + n - 8, s + n - 8, 32);
+  } else if (n >= 4) {
+    std::memcpy(d, s, 16);
+    std::memcpy(d + n - 4, s + n - 4, 16);
+  } else {
+    for (int64_t i = 0; i < n; ++i) d[i] = s[i];
+  }
+}
+
 Value run_conv2d(const Node& n, const std::vector<const Value*>& in, RunContext& ctx) {
   const Value& x = *in[0];
   const Value& w = *in[1];
@@ -57,17 +71,29 @@ Value run_conv2d(const Node& n, const std::vector<const Value*>& in, RunContext&
   const int64_t sh = a.stride[0], sw = a.stride[1], ph = a.padding[0], pw = a.padding[1];
   const int64_t dh = a.dilation[0], dw = a.dilation[1];
 
+  GemmArgs clamp;  // the fused clamp's bounds, in the form the GEMM epilogue takes
+  if (n.fused_clamp) {
+    clamp.clamp_has_min = a.has_min;
+    clamp.clamp_min = float(a.min);
+    clamp.clamp_has_max = a.has_max;
+    clamp.clamp_max = float(a.max);
+  }
+  const float clamp_bounds[2] = {a.has_min ? float(a.min) : -std::numeric_limits<float>::infinity(),
+                                 a.has_max ? float(a.max) : std::numeric_limits<float>::infinity()};
+
   if (Cg == 1 && OCg == 1 && KH == 3 && KW == 3 && dh == dw && sh == sw) {  // depthwise 3x3, direct
     const int64_t Hp = H + 2 * ph, Wp = W + 2 * pw;
     std::vector<std::vector<float>> scratch(ctx.runner->workers());
     ctx.runner->run(size_t(N * C), [&](size_t t, unsigned worker) {
       std::vector<float>& pad = scratch[worker];
-      pad.assign(size_t(Hp * Wp + 32), 0.0f);
+      // Zeroed once per worker: later planes overwrite only the interior, so the
+      // padding border and the tail stay zero.
+      if (pad.empty()) pad.assign(size_t(Hp * Wp + 32), 0.0f);
       const int64_t c = int64_t(t) % C;
       const float* src = xp + int64_t(t) * H * W;
-      for (int64_t h = 0; h < H; ++h) std::memcpy(&pad[size_t((h + ph) * Wp + pw)], src + h * W, size_t(W) * 4);
+      for (int64_t h = 0; h < H; ++h) copy_row(&pad[size_t((h + ph) * Wp + pw)], src + h * W, W);
       ctx.kernels.depthwise3x3(pad.data(), Wp, OH, OW, int(sh), int(dh), wp + c * 9, bp ? bp[c] : 0.0f,
-                               yp + int64_t(t) * P);
+                               yp + int64_t(t) * P, n.fused_clamp ? clamp_bounds : nullptr);
     });
     return y;
   }
@@ -90,11 +116,20 @@ Value run_conv2d(const Node& n, const std::vector<const Value*>& in, RunContext&
               std::fill(drow, drow + OW, 0.0f);
               continue;
             }
-            const float* srow = plane + ih * W;
-            for (int64_t ow = 0; ow < OW; ++ow) {
-              const int64_t iw = ow * sw - pw + kw * dw;
-              drow[ow] = (iw >= 0 && iw < W) ? srow[iw] : 0.0f;
-            }
+            // iw = ow * sw - pw + kw * dw is inside [0, W) for ow in [lo, hi): zeros
+            // around a branch-free strided copy (the compiler vectorizes it)
+            const int64_t off = kw * dw - pw;
+            const int64_t lo = std::min<int64_t>(OW, off >= 0 ? 0 : (-off + sw - 1) / sw);
+            const int64_t hi = std::max<int64_t>(lo, std::min<int64_t>(OW, W - off > 0 ? (W - off + sw - 1) / sw : 0));
+            const float* srow = plane + ih * W + off;
+            std::fill(drow, drow + lo, 0.0f);
+            if (sw == 1)
+              for (int64_t ow = lo; ow < hi; ++ow) drow[ow] = srow[ow];
+            else if (sw == 2)
+              for (int64_t ow = lo; ow < hi; ++ow) drow[ow] = srow[2 * ow];
+            else
+              for (int64_t ow = lo; ow < hi; ++ow) drow[ow] = srow[ow * sw];
+            std::fill(drow + hi, drow + OW, 0.0f);
           }
         });
         B = col.data();
@@ -102,9 +137,14 @@ Value run_conv2d(const Node& n, const std::vector<const Value*>& in, RunContext&
       GemmArgs ga;
       ga.M = OCg; ga.N = P; ga.K = Kg;
       ga.a = wp + g * OCg * Kg; ga.a_rs = Kg; ga.a_cs = 1;
+      if (G == 1 && n.packed_weight && n.packed_for == &ctx.kernels) ga.a_packed = n.packed_weight->data();
       ga.b = B; ga.b_ks = P; ga.b_ns = 1;
       ga.c = yp + (img * OC + g * OCg) * P; ga.c_rs = P; ga.c_cs = 1;
       ga.bias_m = bp ? bp + g * OCg : nullptr;  // added in the GEMM's tiles, no extra pass
+      ga.clamp_has_min = clamp.clamp_has_min;
+      ga.clamp_min = clamp.clamp_min;
+      ga.clamp_has_max = clamp.clamp_has_max;
+      ga.clamp_max = clamp.clamp_max;
       gemm(ga, ctx.kernels, ctx.runner);
     }
   }

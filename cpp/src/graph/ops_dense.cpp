@@ -24,13 +24,15 @@ Value run_linear(const Node& n, const std::vector<const Value*>& in, RunContext&
   const int64_t M = K > 0 ? x.numel() / K : y.numel() / std::max<int64_t>(N, 1);
   float* yp = mut_f32(y);
   // y = x · Wᵀ + b: x is the packed A side (MC x KC blocks), Wᵀ the B panels (packed
-  // once per call), y rows stored in place, the bias written into each tile up front.
+  // at load for file weights, else once per call), y rows stored in place, the bias written into each tile up front.
   GemmArgs g;
   g.M = M; g.N = N; g.K = K;
   g.a = x.f32(); g.a_rs = K; g.a_cs = 1;
   g.b = w.f32(); g.b_ks = 1; g.b_ns = K;
   g.c = yp; g.c_rs = N; g.c_cs = 1;
   g.bias_n = b ? b->f32() : nullptr;
+  if (n.packed_weight && n.packed_for == &ctx.kernels) g.b_packed = n.packed_weight->data();
+  if (n.fused_gelu) g.row_epilogue = ctx.kernels.gelu_erf;
   gemm(g, ctx.kernels, ctx.runner);
   return y;
 }

@@ -55,7 +55,7 @@ Value run_unary_int(const Node& n, const Value& x) {
   }
 }
 
-Value run_unary(const Node& n, const Value& x) {
+Value run_unary(const Node& n, const Value& x, const GraphKernels& kernels) {
   const Attrs& a = n.attrs;
   if (x.dtype == ElemType::i64) return run_unary_int(n, x);
   switch (n.op) {
@@ -71,7 +71,11 @@ Value run_unary(const Node& n, const Value& x) {
           const float k = 0.7978845608028654f;  // sqrt(2/pi)
           return 0.5f * v * (1.0f + std::tanh(k * (v + 0.044715f * v * v * v)));
         });
-      return map_unary(x, [](float v) { return 0.5f * v * (1.0f + std::erf(v * 0.7071067811865476f)); });
+      {
+        Value y = new_value(ElemType::f32, x.shape);
+        kernels.gelu_erf(x.f32(), mut_f32(y), x.numel());
+        return y;
+      }
     case Op::clamp: {
       const float lo = float(a.min), hi = float(a.max);
       const bool has_lo = a.has_min, has_hi = a.has_max;
@@ -175,10 +179,16 @@ Value run_binary(const Node& n, const Value& a, const Value& b) {
 
 }  // namespace
 
-Value run_elementwise(const Node& n, const std::vector<const Value*>& in, RunContext&) {
+Value add_broadcast(const Node& n, const Value& a, const Value& b) {
+  Node add = n;
+  add.op = Op::add;
+  return run_binary(add, a, b);
+}
+
+Value run_elementwise(const Node& n, const std::vector<const Value*>& in, RunContext& ctx) {
   switch (n.op) {
     case Op::add: case Op::sub: case Op::mul: case Op::div: case Op::pow: return run_binary(n, *in[0], *in[1]);
-    default: return run_unary(n, *in[0]);
+    default: return run_unary(n, *in[0], ctx.kernels);
   }
 }
 

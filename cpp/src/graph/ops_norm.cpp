@@ -41,42 +41,43 @@ Value run_batch_norm(const Node& n, const std::vector<const Value*>& in) {
   return y;
 }
 
-Value run_layer_norm(const Node& n, const std::vector<const Value*>& in) {
-  const Value& x = *in[0];
-  if (x.shape.empty()) node_error(n, "input '" + n.in_names[0] + "' must be at least 1-D");
-  const int64_t D = x.shape.back();
+Value run_layer_norm(const Node& n, const std::vector<const Value*>& in, const GraphKernels& kernels) {
+  const Value* x = in[0];
+  Value sum;  // a fused residual add whose operands differ in shape: formed first, as the add node would
+  if (n.fused_add && in[3]->shape != x->shape) {
+    sum = add_broadcast(n, *x, *in[3]);
+    x = &sum;
+  }
+  const Value* r = n.fused_add && x != &sum ? in[3] : nullptr;  // added row by row below
+  if (x->shape.empty()) node_error(n, "input '" + n.in_names[0] + "' must be at least 1-D");
+  const int64_t D = x->shape.back();
   const Value* w = in.size() > 1 ? in[1] : nullptr;
   const Value* b = in.size() > 2 ? in[2] : nullptr;
-  for (size_t i = 1; i < in.size(); ++i)
+  for (size_t i = 1; i < std::min<size_t>(in.size(), 3); ++i)
     if (in[i] && (in[i]->shape.size() != 1 || in[i]->shape[0] != D))
       node_error(n, "parameter '" + n.in_names[i] + "' has shape " + shape_string(in[i]->shape) + ", expected [" +
                         std::to_string(D) + "] (the last axis of '" + n.in_names[0] + "')");
-  Value y = new_value(ElemType::f32, x.shape);
-  const int64_t rows = D > 0 ? x.numel() / D : 0;
-  const float* xp = x.f32();
+  Value y = new_value(ElemType::f32, x->shape);
+  const int64_t rows = D > 0 ? x->numel() / D : 0;
+  const float* xp = x->f32();
+  const float* rp = r ? r->f32() : nullptr;
   float* yp = mut_f32(y);
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* s = xp + r * D;
-    float* d = yp + r * D;
-    double mean = 0.0;
-    for (int64_t i = 0; i < D; ++i) mean += s[i];
-    mean /= double(D);
-    double var = 0.0;
-    for (int64_t i = 0; i < D; ++i) var += (s[i] - mean) * (s[i] - mean);
-    var /= double(D);
-    const float m = float(mean);
-    const float inv = float(1.0 / std::sqrt(var + n.attrs.eps));
-    for (int64_t i = 0; i < D; ++i) {
-      float v = (s[i] - m) * inv;
-      if (w) v *= w->f32()[i];
-      if (b) v += b->f32()[i];
-      d[i] = v;
+  const float* wp = w ? w->f32() : nullptr;
+  const float* bp = b ? b->f32() : nullptr;
+  for (int64_t row = 0; row < rows; ++row) {
+    const float* src = xp + row * D;
+    float* dst = yp + row * D;
+    if (rp) {  // x + r in float, as the add node computes it
+      const float* rr = rp + row * D;
+      for (int64_t i = 0; i < D; ++i) dst[i] = src[i] + rr[i];
+      src = dst;
     }
+    kernels.layer_norm_row(src, dst, D, wp, bp, n.attrs.eps);
   }
   return y;
 }
 
-Value run_softmax_or_normalize(const Node& n, const Value& x) {
+Value run_softmax_or_normalize(const Node& n, const Value& x, const GraphKernels& kernels) {
   const int64_t axis = norm_axis(n, n.attrs.axis, int64_t(x.shape.size()), "axis");
   int64_t outer, len, inner;
   split_axis(x, axis, outer, len, inner);
@@ -85,6 +86,10 @@ Value run_softmax_or_normalize(const Node& n, const Value& x) {
   float* yp = mut_f32(y);
   const bool softmax = n.op == Op::softmax;
   const double eps = n.attrs.eps;
+  if (softmax && inner == 1) {  // contiguous rows (attention scores): the ISA's row kernel
+    for (int64_t o = 0; o < outer; ++o) kernels.softmax_row(xp + o * len, yp + o * len, len);
+    return y;
+  }
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t i = 0; i < inner; ++i) {
       const float* s = xp + o * len * inner + i;
@@ -107,6 +112,64 @@ Value run_softmax_or_normalize(const Node& n, const Value& x) {
         for (int64_t k = 0; k < len; ++k) d[k * inner] = s[k * inner] / denom;
       }
     }
+  return y;
+}
+
+// softmax(x [* c] + m) over the last axis (a fused mul_scalar / add / softmax). Each
+// element is computed as the unfused nodes would: (x * c) + m in float, then the row
+// softmax, so the result is bit-identical.
+Value run_fused_softmax(const Node& n, const Value& x, const Value& m, const GraphKernels& kernels) {
+  const float c = float(n.attrs.value);
+  const size_t r = x.shape.size();
+  bool fast = r >= 1 && m.shape.size() <= r && x.numel() > 0;
+  std::vector<int64_t> ms(r, 0);  // m's element strides over x's dims (0: broadcast)
+  if (fast) {
+    int64_t s = 1;
+    for (size_t k = 0; k < m.shape.size(); ++k) {
+      const size_t dm = m.shape.size() - 1 - k, dx = r - 1 - k;
+      if (m.shape[dm] == x.shape[dx]) ms[dx] = x.shape[dx] == 1 ? 0 : s;
+      else if (m.shape[dm] != 1) fast = false;
+      s *= m.shape[dm];
+    }
+  }
+  if (!fast) {  // x does not have the output's shape (or is empty): the nodes one by one
+    Value scaled;
+    const Value* a = &x;
+    if (n.fused_scale) {
+      scaled = new_value(ElemType::f32, x.shape);
+      for (int64_t i = 0; i < x.numel(); ++i) mut_f32(scaled)[i] = x.f32()[i] * c;
+      a = &scaled;
+    }
+    const Value sum = add_broadcast(n, *a, m);
+    Node plain = n;
+    plain.fused_add = plain.fused_scale = false;
+    return run_softmax_or_normalize(plain, sum, kernels);
+  }
+  const int64_t len = x.shape[r - 1], rows = x.numel() / len, m_last = ms[r - 1];
+  Value y = new_value(ElemType::f32, x.shape);
+  const float* xp = x.f32();
+  const float* mp = m.f32();
+  float* yp = mut_f32(y);
+  std::vector<int64_t> idx(r, 0);
+  int64_t mo = 0;
+  for (int64_t row = 0; row < rows; ++row) {
+    const float* s = xp + row * len;
+    const float* mr = mp + mo;
+    float* d = yp + row * len;
+    for (int64_t k = 0; k < len; ++k) {
+      float v = s[k];
+      if (n.fused_scale) v = v * c;
+      d[k] = v + mr[k * m_last];
+    }
+    kernels.softmax_row(d, d, len);
+    for (size_t dim = r - 1; dim-- > 0;) {  // odometer over the outer axes
+      ++idx[dim];
+      mo += ms[dim];
+      if (idx[dim] < x.shape[dim]) break;
+      mo -= ms[dim] * x.shape[dim];
+      idx[dim] = 0;
+    }
+  }
   return y;
 }
 
@@ -170,11 +233,14 @@ Value run_reduce(const Node& n, const Value& x) {
 
 }  // namespace
 
-Value run_norm(const Node& n, const std::vector<const Value*>& in, RunContext&) {
+Value run_norm(const Node& n, const std::vector<const Value*>& in, RunContext& ctx) {
   switch (n.op) {
     case Op::batch_norm: return run_batch_norm(n, in);
-    case Op::layer_norm: return run_layer_norm(n, in);
-    case Op::softmax: case Op::normalize: return run_softmax_or_normalize(n, *in[0]);
+    case Op::layer_norm: return run_layer_norm(n, in, ctx.kernels);
+    case Op::softmax:
+      if (n.fused_add) return run_fused_softmax(n, *in[0], *in[1], ctx.kernels);
+      return run_softmax_or_normalize(n, *in[0], ctx.kernels);
+    case Op::normalize: return run_softmax_or_normalize(n, *in[0], ctx.kernels);
     default: return run_reduce(n, *in[0]);
   }
 }

@@ -7,9 +7,9 @@
 namespace seedcore {
 
 void depthwise3x3_neon(const float* in, int64_t in_w, int64_t oh_count, int64_t ow_count, int stride, int dil,
-                       const float* w, float bias, float* out) {
+                       const float* w, float bias, float* out, const float* clamp) {
   if (stride != 1 && stride != 2) {
-    depthwise3x3_scalar(in, in_w, oh_count, ow_count, stride, dil, w, bias, out);
+    depthwise3x3_scalar(in, in_w, oh_count, ow_count, stride, dil, w, bias, out, clamp);
     return;
   }
   float32x4_t wv[9];
@@ -27,12 +27,21 @@ void depthwise3x3_neon(const float* in, int64_t in_w, int64_t oh_count, int64_t 
           const float32x4_t x = stride == 1 ? vld1q_f32(p) : vld2q_f32(p).val[0];
           acc = vfmaq_f32(acc, wv[kh * 3 + kw], x);
         }
+      if (clamp) {  // v < lo -> lo, v > hi -> hi, NaN kept
+        const float32x4_t lo = vdupq_n_f32(clamp[0]), hi = vdupq_n_f32(clamp[1]);
+        acc = vbslq_f32(vcltq_f32(acc, lo), lo, acc);
+        acc = vbslq_f32(vcgtq_f32(acc, hi), hi, acc);
+      }
       vst1q_f32(out + oh * ow_count + ow, acc);
     }
     for (; ow < ow_count; ++ow) {
       float acc = bias;
       for (int kh = 0; kh < 3; ++kh)
         for (int kw = 0; kw < 3; ++kw) acc += w[kh * 3 + kw] * rows[kh][ow * stride + kw * dil];
+      if (clamp) {
+        if (acc < clamp[0]) acc = clamp[0];
+        if (acc > clamp[1]) acc = clamp[1];
+      }
       out[oh * ow_count + ow] = acc;
     }
   }

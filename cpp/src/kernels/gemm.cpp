@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -123,6 +124,8 @@ void gemm_reference(const GemmArgs& g) {
       if (g.bias_m) acc += g.bias_m[i];
       if (g.bias_n) acc += g.bias_n[j];
       for (int64_t k = 0; k < g.K; ++k) acc += g.a[i * g.a_rs + k * g.a_cs] * g.b[k * g.b_ks + j * g.b_ns];
+      gemm_clamp_row(g, &acc, 1);
+      if (g.row_epilogue) g.row_epilogue(&acc, &acc, 1);
       g.c[i * g.c_rs + j * g.c_cs] = acc;
     }
 }
@@ -136,6 +139,8 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
         float v = g.accumulate ? c : 0.0f;
         if (g.bias_m) v += g.bias_m[i];
         if (g.bias_n) v += g.bias_n[j];
+        gemm_clamp_row(g, &v, 1);
+        if (g.row_epilogue) g.row_epilogue(&v, &v, 1);
         c = v;
       }
     return;
@@ -176,10 +181,17 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
   const int64_t b_chunk_floats = b_on_the_fly ? int64_t(NR) * std::min<int64_t>(KC, g.K) : 0;
   AlignedFloats b_chunks = alloc_floats(b_chunk_floats * workers);
 
-  const int64_t a_block_floats = mc * std::min<int64_t>(KC, g.K);
+  const int64_t a_block_floats = g.a_packed ? 0 : mc * std::min<int64_t>(KC, g.K);
   AlignedFloats packed_a = alloc_floats(a_block_floats * workers);
+  const int64_t m_padded = ceil_div(g.M, MR) * MR;
   const bool c_direct = g.c_cs == 1;
-  const bool has_bias = g.bias_m != nullptr || g.bias_n != nullptr;
+  // A per-row bias alone (a convolution's) starts the tile inside the micro-kernel (one
+  // broadcast per row); other bias/accumulate combinations are written into C first.
+  const bool kernel_bias = g.bias_m != nullptr && g.bias_n == nullptr && !g.accumulate;
+  const bool tile_start = (g.bias_m != nullptr || g.bias_n != nullptr) && !kernel_bias;
+  const bool has_clamp = g.clamp_has_min || g.clamp_has_max;
+  const float clamp_bounds[2] = {g.clamp_has_min ? g.clamp_min : -std::numeric_limits<float>::infinity(),
+                                 g.clamp_has_max ? g.clamp_max : std::numeric_limits<float>::infinity()};
 
   auto task = [&](size_t t, unsigned worker) {
     const int64_t im = int64_t(t) / n_blocks, jn = int64_t(t) % n_blocks;
@@ -187,11 +199,19 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
     const int64_t p_begin = jn * panels_per_block, p_end = std::min(n_panels, p_begin + panels_per_block);
     float* abuf = packed_a.get() + int64_t(worker % workers) * a_block_floats;
     alignas(64) float tile[kMaxMr * kMaxNr] = {};
+    float edge_bias[kMaxMr] = {};  // the row bias of a ragged row block, zero-padded to MR
     for (int64_t pc = 0; pc < g.K; pc += KC) {
       const int kc = int(std::min<int64_t>(KC, g.K - pc));
       const bool first = pc == 0;
-      const bool acc = g.accumulate || !first || has_bias;
-      pack_a_block(g, MR, i_begin, i_end - i_begin, pc, kc, abuf);
+      const bool acc = g.accumulate || !first || tile_start;
+      const bool last = pc + kc >= g.K;
+      const float* clamp = has_clamp && last ? clamp_bounds : nullptr;
+      const bool epilogue = last && g.row_epilogue != nullptr;
+      const float* a_block = abuf;
+      if (g.a_packed)
+        a_block = g.a_packed + pc * m_padded + i_begin * kc;  // gemm_pack_a's layout
+      else
+        pack_a_block(g, MR, i_begin, i_end - i_begin, pc, kc, abuf);
       for (int64_t p = p_begin; p < p_end; ++p) {
         const int64_t col0 = p * NR;
         const int nr = int(std::min<int64_t>(NR, g.N - col0));
@@ -209,13 +229,30 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
           bp = packed_b_base + (p - direct_panels) * panel_floats + pc * NR;
           b_ks = NR;
         }
-        const float* ap = abuf;
+        const float* ap = a_block;
         for (int64_t i0 = i_begin; i0 < i_end; i0 += MR, ap += int64_t(kc) * MR) {
           const int mr = int(std::min<int64_t>(MR, i_end - i0));
           float* cp = g.c + i0 * g.c_rs + col0 * g.c_cs;
-          if (c_direct && nr == NR && mr == MR) {
-            if (first && has_bias) start_tile(g, i0, col0, mr, nr, cp, g.c_rs);
-            kern.gemm_micro(kc, ap, bp, b_ks, cp, g.c_rs, acc);
+          const float* row_bias = nullptr;
+          if (first && kernel_bias) {
+            if (mr == MR) {
+              row_bias = g.bias_m + i0;
+            } else {
+              for (int i = 0; i < MR; ++i) edge_bias[i] = i < mr ? g.bias_m[i0 + i] : 0.0f;
+              row_bias = edge_bias;
+            }
+          }
+          // A row block of at most 4 rows (batch-1 layers) takes the rows kernel: the full
+          // tile would do MR / mr times the work for the same results.
+          const bool few_rows = mr <= 4 && mr < MR;
+          if (c_direct && nr == NR && (mr == MR || few_rows)) {
+            if (first && tile_start) start_tile(g, i0, col0, mr, nr, cp, g.c_rs);
+            if (mr == MR)
+              kern.gemm_micro(kc, ap, bp, b_ks, cp, g.c_rs, acc, row_bias, clamp);
+            else
+              kern.gemm_micro_rows(mr, kc, ap, bp, b_ks, cp, g.c_rs, acc, row_bias, clamp);
+            if (epilogue)
+              for (int i = 0; i < mr; ++i) g.row_epilogue(cp + i * g.c_rs, cp + i * g.c_rs, nr);
             continue;
           }
           if (acc) {  // the tile's rows/columns past mr/nr are never stored: any value will do
@@ -224,7 +261,12 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
                 for (int j = 0; j < nr; ++j) tile[i * NR + j] = cp[i * g.c_rs + j * g.c_cs];
             if (first) start_tile(g, i0, col0, mr, nr, tile, NR);
           }
-          kern.gemm_micro(kc, ap, bp, b_ks, tile, NR, acc);
+          if (few_rows)
+            kern.gemm_micro_rows(mr, kc, ap, bp, b_ks, tile, NR, acc, row_bias, clamp);
+          else
+            kern.gemm_micro(kc, ap, bp, b_ks, tile, NR, acc, row_bias, clamp);
+          if (epilogue)
+            for (int i = 0; i < mr; ++i) g.row_epilogue(tile + i * NR, tile + i * NR, nr);
           for (int i = 0; i < mr; ++i)
             for (int j = 0; j < nr; ++j) cp[i * g.c_rs + j * g.c_cs] = tile[i * NR + j];
         }
@@ -232,6 +274,17 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
     }
   };
   run_tasks(runner, size_t(m_blocks * n_blocks), task);
+}
+
+std::vector<float> gemm_pack_a(const GemmArgs& g, const GraphKernels& kern) {
+  const int64_t MR = kern.mr, KC = kern.kc;
+  const int64_t m_padded = g.M > 0 ? ceil_div(g.M, MR) * MR : 0;
+  std::vector<float> out(size_t(m_padded * std::max<int64_t>(g.K, 0)));
+  for (int64_t pc = 0; pc < g.K; pc += KC) {
+    const int kc = int(std::min<int64_t>(KC, g.K - pc));
+    pack_a_block(g, int(MR), 0, g.M, pc, kc, out.data() + pc * m_padded);
+  }
+  return out;
 }
 
 std::vector<float> gemm_pack_b(const GemmArgs& g, const GraphKernels& kern) {

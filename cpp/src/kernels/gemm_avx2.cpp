@@ -1,6 +1,7 @@
 // AVX2+FMA GEMM micro-kernel: 6 x 16 tile, accumulators in ymm0-11. Per k: two loads
 // of the B row (ymm12/13), six broadcasts from the packed A micro-panel (one stream, 24
-// bytes per k) alternating in ymm14/15, twelve FMAs. That uses all 16 ymm registers,
+// bytes per k) alternating in ymm14/15, twelve FMAs. The tile starts from C (accumulate),
+// the row bias or zero, and is clamped in registers before the store when asked. That uses all 16 ymm registers,
 // which is why the kernel is assembly: written with intrinsics, GCC spills and copies
 // accumulators inside the k loop (measured 15% slower). C is loaded (accumulate) or
 // zeroed, updated in k order, and stored once.
@@ -11,11 +12,12 @@
 namespace seedcore {
 
 void gemm_micro_avx2(int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
-                     bool accumulate) {
+                     bool accumulate, const float* row_bias, const float* clamp) {
   static_assert(kAvx2Mr == 6 && kAvx2Nr == 16, "tile layout below");
   long n = kc > 0 ? kc : 0;
   const ptrdiff_t b_step = b_ks * ptrdiff_t(sizeof(float)), c_step = c_rs * ptrdiff_t(sizeof(float));
   const long acc = accumulate ? 1 : 0;
+  const float* rb = accumulate ? nullptr : row_bias;
   asm volatile(
       "test %[acc], %[acc]\n\t"
       "jz 3f\n\t"
@@ -39,6 +41,22 @@ void gemm_micro_avx2(int kc, const float* a, const float* b, ptrdiff_t b_ks, flo
       "vmovups 32(%%rax), %%ymm11\n\t"
       "jmp 4f\n\t"
       "3:\n\t"
+      "test %[rb], %[rb]\n\t"
+      "jz 5f\n\t"
+      "vbroadcastss 0(%[rb]), %%ymm0\n\t"
+      "vmovaps %%ymm0, %%ymm1\n\t"
+      "vbroadcastss 4(%[rb]), %%ymm2\n\t"
+      "vmovaps %%ymm2, %%ymm3\n\t"
+      "vbroadcastss 8(%[rb]), %%ymm4\n\t"
+      "vmovaps %%ymm4, %%ymm5\n\t"
+      "vbroadcastss 12(%[rb]), %%ymm6\n\t"
+      "vmovaps %%ymm6, %%ymm7\n\t"
+      "vbroadcastss 16(%[rb]), %%ymm8\n\t"
+      "vmovaps %%ymm8, %%ymm9\n\t"
+      "vbroadcastss 20(%[rb]), %%ymm10\n\t"
+      "vmovaps %%ymm10, %%ymm11\n\t"
+      "jmp 4f\n\t"
+      "5:\n\t"
       "vxorps %%ymm0, %%ymm0, %%ymm0\n\t"
       "vxorps %%ymm1, %%ymm1, %%ymm1\n\t"
       "vxorps %%ymm2, %%ymm2, %%ymm2\n\t"
@@ -81,6 +99,35 @@ void gemm_micro_avx2(int kc, const float* a, const float* b, ptrdiff_t b_ks, flo
       "dec %[n]\n\t"
       "jnz 1b\n\t"
       "2:\n\t"
+      "test %[cl], %[cl]\n\t"
+      "jz 6f\n\t"
+      "vbroadcastss 0(%[cl]), %%ymm14\n\t"
+      "vbroadcastss 4(%[cl]), %%ymm15\n\t"
+      "vmaxps %%ymm0, %%ymm14, %%ymm0\n\t"
+      "vmaxps %%ymm1, %%ymm14, %%ymm1\n\t"
+      "vmaxps %%ymm2, %%ymm14, %%ymm2\n\t"
+      "vmaxps %%ymm3, %%ymm14, %%ymm3\n\t"
+      "vmaxps %%ymm4, %%ymm14, %%ymm4\n\t"
+      "vmaxps %%ymm5, %%ymm14, %%ymm5\n\t"
+      "vmaxps %%ymm6, %%ymm14, %%ymm6\n\t"
+      "vmaxps %%ymm7, %%ymm14, %%ymm7\n\t"
+      "vmaxps %%ymm8, %%ymm14, %%ymm8\n\t"
+      "vmaxps %%ymm9, %%ymm14, %%ymm9\n\t"
+      "vmaxps %%ymm10, %%ymm14, %%ymm10\n\t"
+      "vmaxps %%ymm11, %%ymm14, %%ymm11\n\t"
+      "vminps %%ymm0, %%ymm15, %%ymm0\n\t"
+      "vminps %%ymm1, %%ymm15, %%ymm1\n\t"
+      "vminps %%ymm2, %%ymm15, %%ymm2\n\t"
+      "vminps %%ymm3, %%ymm15, %%ymm3\n\t"
+      "vminps %%ymm4, %%ymm15, %%ymm4\n\t"
+      "vminps %%ymm5, %%ymm15, %%ymm5\n\t"
+      "vminps %%ymm6, %%ymm15, %%ymm6\n\t"
+      "vminps %%ymm7, %%ymm15, %%ymm7\n\t"
+      "vminps %%ymm8, %%ymm15, %%ymm8\n\t"
+      "vminps %%ymm9, %%ymm15, %%ymm9\n\t"
+      "vminps %%ymm10, %%ymm15, %%ymm10\n\t"
+      "vminps %%ymm11, %%ymm15, %%ymm11\n\t"
+      "6:\n\t"
       "mov %[c], %%rax\n\t"
       "vmovups %%ymm0, (%%rax)\n\t"
       "vmovups %%ymm1, 32(%%rax)\n\t"
@@ -101,8 +148,45 @@ void gemm_micro_avx2(int kc, const float* a, const float* b, ptrdiff_t b_ks, flo
       "vmovups %%ymm11, 32(%%rax)\n\t"
       "vzeroupper\n\t"
       : [a] "+r"(a), [b] "+r"(b), [n] "+r"(n)
-      : [c] "r"(c), [cs] "r"(c_step), [bs] "r"(b_step), [acc] "r"(acc)
+      : [c] "r"(c), [cs] "r"(c_step), [bs] "r"(b_step), [acc] "r"(acc), [rb] "r"(rb), [cl] "r"(clamp)
       : "rax", "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
+}
+
+// The first m rows of gemm_micro_avx2's tile: per row two accumulators (NR = 16), up to
+// four rows at a time (8 independent FMA chains), each element `acc = a * b + acc` in k
+// order as in the assembly kernel, the clamp as max(lo, v) then min(hi, v).
+void gemm_micro_rows_avx2(int m, int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
+                          bool accumulate, const float* row_bias, const float* clamp) {
+  constexpr int MR = kAvx2Mr;
+  for (int i0 = 0; i0 < m; i0 += 4) {
+    const int rows = m - i0 < 4 ? m - i0 : 4;
+    __m256 acc[4][2];
+    for (int r = 0; r < rows; ++r) {
+      const int i = i0 + r;
+      if (accumulate) {
+        acc[r][0] = _mm256_loadu_ps(c + i * c_rs);
+        acc[r][1] = _mm256_loadu_ps(c + i * c_rs + 8);
+      } else {
+        acc[r][0] = acc[r][1] = _mm256_set1_ps(row_bias ? row_bias[i] : 0.0f);
+      }
+    }
+    for (int k = 0; k < kc; ++k) {
+      const __m256 b0 = _mm256_loadu_ps(b + k * b_ks), b1 = _mm256_loadu_ps(b + k * b_ks + 8);
+      for (int r = 0; r < rows; ++r) {
+        const __m256 av = _mm256_broadcast_ss(a + k * MR + i0 + r);
+        acc[r][0] = _mm256_fmadd_ps(b0, av, acc[r][0]);
+        acc[r][1] = _mm256_fmadd_ps(b1, av, acc[r][1]);
+      }
+    }
+    for (int r = 0; r < rows; ++r) {
+      for (int h = 0; h < 2; ++h) {
+        __m256 v = acc[r][h];
+        if (clamp) v = _mm256_min_ps(_mm256_set1_ps(clamp[1]), _mm256_max_ps(_mm256_set1_ps(clamp[0]), v));
+        _mm256_storeu_ps(c + (i0 + r) * c_rs + 8 * h, v);
+      }
+    }
+  }
+  _mm256_zeroupper();  // clean upper state for the SSE code that follows (see depthwise_avx2.cpp)
 }
 
 // Transposing B packer: 8 rows x 8 k at a time through an in-register 8 x 8
@@ -140,6 +224,7 @@ void gemm_pack_bt_avx2(const float* w, ptrdiff_t w_rs, int64_t K, int nr, int NR
   }
   for (int64_t k = 0; k < K; ++k)
     for (int j = nr8; j < NR; ++j) dst[k * NR + j] = j < nr ? w[j * w_rs + k] : 0.0f;
+  _mm256_zeroupper();  // clean upper state for the SSE code that follows (see depthwise_avx2.cpp)
 }
 
 }  // namespace seedcore

@@ -1,6 +1,8 @@
 // AVX-512F GEMM micro-kernel: 12 x 32 tile, accumulators in zmm0-23. Per k: two loads
 // of the B row (zmm24/25), twelve broadcasts from the packed A micro-panel alternating
-// in zmm26/27, 24 FMAs. The kernel is assembly because, written with intrinsics, GCC
+// in zmm26/27, 24 FMAs. The tile starts from C (accumulate), the row bias (one
+// broadcast per row) or zero, and is clamped in registers before the store when asked.
+// The kernel is assembly because, written with intrinsics, GCC
 // spills and shuffles accumulators inside the k loop (measured 25% slower). C is
 // loaded (accumulate) or zeroed, updated in k order, and stored once. Only reached
 // through the avx2 table when cpuid and XCR0 say AVX-512 F/BW/VL/DQ is usable
@@ -9,14 +11,21 @@
 
 #include "graph_kernel_decls.h"
 
+// GCC 12 warns inside its own _mm512_max_ps / _mm512_min_ps (their _mm512_undefined_ps
+// pass-through operand), a known false positive.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 namespace seedcore {
 
 void gemm_micro_avx512(int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
-                       bool accumulate) {
+                       bool accumulate, const float* row_bias, const float* clamp) {
   static_assert(kAvx512Mr == 12 && kAvx512Nr == 32, "tile layout below");
   long n = kc > 0 ? kc : 0;
   const ptrdiff_t b_step = b_ks * ptrdiff_t(sizeof(float)), c_step = c_rs * ptrdiff_t(sizeof(float));
   const long acc = accumulate ? 1 : 0;
+  const float* rb = accumulate ? nullptr : row_bias;
   asm volatile(
       "test %[acc], %[acc]\n\t"
       "jz 3f\n\t"
@@ -58,6 +67,34 @@ void gemm_micro_avx512(int kc, const float* a, const float* b, ptrdiff_t b_ks, f
       "vmovups 64(%%rax), %%zmm23\n\t"
       "jmp 4f\n\t"
       "3:\n\t"
+      "test %[rb], %[rb]\n\t"
+      "jz 5f\n\t"
+      "vbroadcastss 0(%[rb]), %%zmm0\n\t"
+      "vmovaps %%zmm0, %%zmm1\n\t"
+      "vbroadcastss 4(%[rb]), %%zmm2\n\t"
+      "vmovaps %%zmm2, %%zmm3\n\t"
+      "vbroadcastss 8(%[rb]), %%zmm4\n\t"
+      "vmovaps %%zmm4, %%zmm5\n\t"
+      "vbroadcastss 12(%[rb]), %%zmm6\n\t"
+      "vmovaps %%zmm6, %%zmm7\n\t"
+      "vbroadcastss 16(%[rb]), %%zmm8\n\t"
+      "vmovaps %%zmm8, %%zmm9\n\t"
+      "vbroadcastss 20(%[rb]), %%zmm10\n\t"
+      "vmovaps %%zmm10, %%zmm11\n\t"
+      "vbroadcastss 24(%[rb]), %%zmm12\n\t"
+      "vmovaps %%zmm12, %%zmm13\n\t"
+      "vbroadcastss 28(%[rb]), %%zmm14\n\t"
+      "vmovaps %%zmm14, %%zmm15\n\t"
+      "vbroadcastss 32(%[rb]), %%zmm16\n\t"
+      "vmovaps %%zmm16, %%zmm17\n\t"
+      "vbroadcastss 36(%[rb]), %%zmm18\n\t"
+      "vmovaps %%zmm18, %%zmm19\n\t"
+      "vbroadcastss 40(%[rb]), %%zmm20\n\t"
+      "vmovaps %%zmm20, %%zmm21\n\t"
+      "vbroadcastss 44(%[rb]), %%zmm22\n\t"
+      "vmovaps %%zmm22, %%zmm23\n\t"
+      "jmp 4f\n\t"
+      "5:\n\t"
       "vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
       "vpxord %%zmm1, %%zmm1, %%zmm1\n\t"
       "vpxord %%zmm2, %%zmm2, %%zmm2\n\t"
@@ -130,6 +167,59 @@ void gemm_micro_avx512(int kc, const float* a, const float* b, ptrdiff_t b_ks, f
       "dec %[n]\n\t"
       "jnz 1b\n\t"
       "2:\n\t"
+      "test %[cl], %[cl]\n\t"
+      "jz 6f\n\t"
+      "vbroadcastss 0(%[cl]), %%zmm26\n\t"
+      "vbroadcastss 4(%[cl]), %%zmm27\n\t"
+      "vmaxps %%zmm0, %%zmm26, %%zmm0\n\t"
+      "vmaxps %%zmm1, %%zmm26, %%zmm1\n\t"
+      "vmaxps %%zmm2, %%zmm26, %%zmm2\n\t"
+      "vmaxps %%zmm3, %%zmm26, %%zmm3\n\t"
+      "vmaxps %%zmm4, %%zmm26, %%zmm4\n\t"
+      "vmaxps %%zmm5, %%zmm26, %%zmm5\n\t"
+      "vmaxps %%zmm6, %%zmm26, %%zmm6\n\t"
+      "vmaxps %%zmm7, %%zmm26, %%zmm7\n\t"
+      "vmaxps %%zmm8, %%zmm26, %%zmm8\n\t"
+      "vmaxps %%zmm9, %%zmm26, %%zmm9\n\t"
+      "vmaxps %%zmm10, %%zmm26, %%zmm10\n\t"
+      "vmaxps %%zmm11, %%zmm26, %%zmm11\n\t"
+      "vmaxps %%zmm12, %%zmm26, %%zmm12\n\t"
+      "vmaxps %%zmm13, %%zmm26, %%zmm13\n\t"
+      "vmaxps %%zmm14, %%zmm26, %%zmm14\n\t"
+      "vmaxps %%zmm15, %%zmm26, %%zmm15\n\t"
+      "vmaxps %%zmm16, %%zmm26, %%zmm16\n\t"
+      "vmaxps %%zmm17, %%zmm26, %%zmm17\n\t"
+      "vmaxps %%zmm18, %%zmm26, %%zmm18\n\t"
+      "vmaxps %%zmm19, %%zmm26, %%zmm19\n\t"
+      "vmaxps %%zmm20, %%zmm26, %%zmm20\n\t"
+      "vmaxps %%zmm21, %%zmm26, %%zmm21\n\t"
+      "vmaxps %%zmm22, %%zmm26, %%zmm22\n\t"
+      "vmaxps %%zmm23, %%zmm26, %%zmm23\n\t"
+      "vminps %%zmm0, %%zmm27, %%zmm0\n\t"
+      "vminps %%zmm1, %%zmm27, %%zmm1\n\t"
+      "vminps %%zmm2, %%zmm27, %%zmm2\n\t"
+      "vminps %%zmm3, %%zmm27, %%zmm3\n\t"
+      "vminps %%zmm4, %%zmm27, %%zmm4\n\t"
+      "vminps %%zmm5, %%zmm27, %%zmm5\n\t"
+      "vminps %%zmm6, %%zmm27, %%zmm6\n\t"
+      "vminps %%zmm7, %%zmm27, %%zmm7\n\t"
+      "vminps %%zmm8, %%zmm27, %%zmm8\n\t"
+      "vminps %%zmm9, %%zmm27, %%zmm9\n\t"
+      "vminps %%zmm10, %%zmm27, %%zmm10\n\t"
+      "vminps %%zmm11, %%zmm27, %%zmm11\n\t"
+      "vminps %%zmm12, %%zmm27, %%zmm12\n\t"
+      "vminps %%zmm13, %%zmm27, %%zmm13\n\t"
+      "vminps %%zmm14, %%zmm27, %%zmm14\n\t"
+      "vminps %%zmm15, %%zmm27, %%zmm15\n\t"
+      "vminps %%zmm16, %%zmm27, %%zmm16\n\t"
+      "vminps %%zmm17, %%zmm27, %%zmm17\n\t"
+      "vminps %%zmm18, %%zmm27, %%zmm18\n\t"
+      "vminps %%zmm19, %%zmm27, %%zmm19\n\t"
+      "vminps %%zmm20, %%zmm27, %%zmm20\n\t"
+      "vminps %%zmm21, %%zmm27, %%zmm21\n\t"
+      "vminps %%zmm22, %%zmm27, %%zmm22\n\t"
+      "vminps %%zmm23, %%zmm27, %%zmm23\n\t"
+      "6:\n\t"
       "mov %[c], %%rax\n\t"
       "vmovups %%zmm0, (%%rax)\n\t"
       "vmovups %%zmm1, 64(%%rax)\n\t"
@@ -168,8 +258,45 @@ void gemm_micro_avx512(int kc, const float* a, const float* b, ptrdiff_t b_ks, f
       "vmovups %%zmm23, 64(%%rax)\n\t"
       "vzeroupper\n\t"
       : [a] "+r"(a), [b] "+r"(b), [n] "+r"(n)
-      : [c] "r"(c), [cs] "r"(c_step), [bs] "r"(b_step), [acc] "r"(acc)
+      : [c] "r"(c), [cs] "r"(c_step), [bs] "r"(b_step), [acc] "r"(acc), [rb] "r"(rb), [cl] "r"(clamp)
       : "rax", "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27");
+}
+
+// The first m rows of gemm_micro_avx512's tile: per row two accumulators (NR = 32), up
+// to four rows at a time (8 independent FMA chains), each element `acc = a * b + acc` in
+// k order as in the assembly kernel, the clamp as max(lo, v) then min(hi, v).
+void gemm_micro_rows_avx512(int m, int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
+                            bool accumulate, const float* row_bias, const float* clamp) {
+  constexpr int MR = kAvx512Mr;
+  for (int i0 = 0; i0 < m; i0 += 4) {
+    const int rows = m - i0 < 4 ? m - i0 : 4;
+    __m512 acc[4][2];
+    for (int r = 0; r < rows; ++r) {
+      const int i = i0 + r;
+      if (accumulate) {
+        acc[r][0] = _mm512_loadu_ps(c + i * c_rs);
+        acc[r][1] = _mm512_loadu_ps(c + i * c_rs + 16);
+      } else {
+        acc[r][0] = acc[r][1] = _mm512_set1_ps(row_bias ? row_bias[i] : 0.0f);
+      }
+    }
+    for (int k = 0; k < kc; ++k) {
+      const __m512 b0 = _mm512_loadu_ps(b + k * b_ks), b1 = _mm512_loadu_ps(b + k * b_ks + 16);
+      for (int r = 0; r < rows; ++r) {
+        const __m512 av = _mm512_set1_ps(a[k * MR + i0 + r]);
+        acc[r][0] = _mm512_fmadd_ps(b0, av, acc[r][0]);
+        acc[r][1] = _mm512_fmadd_ps(b1, av, acc[r][1]);
+      }
+    }
+    for (int r = 0; r < rows; ++r) {
+      for (int h = 0; h < 2; ++h) {
+        __m512 v = acc[r][h];
+        if (clamp) v = _mm512_min_ps(_mm512_set1_ps(clamp[1]), _mm512_max_ps(_mm512_set1_ps(clamp[0]), v));
+        _mm512_storeu_ps(c + (i0 + r) * c_rs + 16 * h, v);
+      }
+    }
+  }
+  _mm256_zeroupper();  // vzeroupper: clean upper state for the SSE code that follows
 }
 
 }  // namespace seedcore

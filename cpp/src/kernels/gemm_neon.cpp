@@ -10,7 +10,7 @@
 namespace seedcore {
 
 void gemm_micro_neon(int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
-                     bool accumulate) {
+                     bool accumulate, const float* row_bias, const float* clamp) {
   constexpr int MR = kNeonMr;
   static_assert(kNeonMr == 8 && kNeonNr == 12, "tile layout below");
   float32x4_t c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32, c40, c41, c42, c50, c51, c52, c60, c61, c62, c70, c71, c72;
@@ -20,6 +20,10 @@ void gemm_micro_neon(int kc, const float* a, const float* b, ptrdiff_t b_ks, flo
   c##i##0 = vld1q_f32(c + i * c_rs); c##i##1 = vld1q_f32(c + i * c_rs + 4); c##i##2 = vld1q_f32(c + i * c_rs + 8);
     SEEDCORE_ALL_ROWS(SEEDCORE_LOAD_ROW)
 #undef SEEDCORE_LOAD_ROW
+  } else if (row_bias) {
+#define SEEDCORE_BIAS_ROW(i) c##i##0 = c##i##1 = c##i##2 = vdupq_n_f32(row_bias[i]);
+    SEEDCORE_ALL_ROWS(SEEDCORE_BIAS_ROW)
+#undef SEEDCORE_BIAS_ROW
   } else {
 #define SEEDCORE_ZERO_ROW(i) c##i##0 = c##i##1 = c##i##2 = vdupq_n_f32(0.0f);
     SEEDCORE_ALL_ROWS(SEEDCORE_ZERO_ROW)
@@ -47,11 +51,56 @@ void gemm_micro_neon(int kc, const float* a, const float* b, ptrdiff_t b_ks, flo
   }
 #undef SEEDCORE_STEP
 #undef SEEDCORE_ROW
+  if (clamp) {  // v < lo -> lo, v > hi -> hi, NaN kept (compare + select, as the scalar twin)
+    const float32x4_t lo = vdupq_n_f32(clamp[0]), hi = vdupq_n_f32(clamp[1]);
+#define SEEDCORE_CLAMP(v) v = vbslq_f32(vcltq_f32(v, lo), lo, v); v = vbslq_f32(vcgtq_f32(v, hi), hi, v);
+#define SEEDCORE_CLAMP_ROW(i) SEEDCORE_CLAMP(c##i##0) SEEDCORE_CLAMP(c##i##1) SEEDCORE_CLAMP(c##i##2)
+    SEEDCORE_ALL_ROWS(SEEDCORE_CLAMP_ROW)
+#undef SEEDCORE_CLAMP_ROW
+#undef SEEDCORE_CLAMP
+  }
 #define SEEDCORE_STORE_ROW(i) \
   vst1q_f32(c + i * c_rs, c##i##0); vst1q_f32(c + i * c_rs + 4, c##i##1); vst1q_f32(c + i * c_rs + 8, c##i##2);
   SEEDCORE_ALL_ROWS(SEEDCORE_STORE_ROW)
 #undef SEEDCORE_STORE_ROW
 #undef SEEDCORE_ALL_ROWS
+}
+
+// The first m rows of gemm_micro_neon's tile: three accumulators per row (NR = 12), up
+// to four rows at a time, each element `acc + b * a` fused in k order as in the full
+// kernel, the clamp as compare + select.
+void gemm_micro_rows_neon(int m, int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
+                          bool accumulate, const float* row_bias, const float* clamp) {
+  constexpr int MR = kNeonMr;
+  for (int i0 = 0; i0 < m; i0 += 4) {
+    const int rows = m - i0 < 4 ? m - i0 : 4;
+    float32x4_t acc[4][3];
+    for (int r = 0; r < rows; ++r) {
+      const int i = i0 + r;
+      for (int h = 0; h < 3; ++h)
+        acc[r][h] = accumulate ? vld1q_f32(c + i * c_rs + 4 * h) : vdupq_n_f32(row_bias ? row_bias[i] : 0.0f);
+    }
+    for (int k = 0; k < kc; ++k) {
+      const float* bk = b + k * b_ks;
+      const float32x4_t b0 = vld1q_f32(bk), b1 = vld1q_f32(bk + 4), b2 = vld1q_f32(bk + 8);
+      for (int r = 0; r < rows; ++r) {
+        const float av = a[k * MR + i0 + r];
+        acc[r][0] = vfmaq_n_f32(acc[r][0], b0, av);
+        acc[r][1] = vfmaq_n_f32(acc[r][1], b1, av);
+        acc[r][2] = vfmaq_n_f32(acc[r][2], b2, av);
+      }
+    }
+    for (int r = 0; r < rows; ++r)
+      for (int h = 0; h < 3; ++h) {
+        float32x4_t v = acc[r][h];
+        if (clamp) {
+          const float32x4_t lo = vdupq_n_f32(clamp[0]), hi = vdupq_n_f32(clamp[1]);
+          v = vbslq_f32(vcltq_f32(v, lo), lo, v);
+          v = vbslq_f32(vcgtq_f32(v, hi), hi, v);
+        }
+        vst1q_f32(c + (i0 + r) * c_rs + 4 * h, v);
+      }
+  }
 }
 
 // Transposing B packer: 4 rows x 4 k at a time through an in-register 4 x 4

@@ -5,19 +5,47 @@
 namespace seedcore {
 
 void gemm_micro_scalar(int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
-                       bool accumulate) {
+                       bool accumulate, const float* row_bias, const float* clamp) {
   constexpr int MR = kScalarMr, NR = kScalarNr;
   float acc[MR][NR];
   for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc[i][j] = accumulate ? c[i * c_rs + j] : 0.0f;
+    for (int j = 0; j < NR; ++j) acc[i][j] = accumulate ? c[i * c_rs + j] : row_bias ? row_bias[i] : 0.0f;
   for (int k = 0; k < kc; ++k) {
     const float* bk = b + k * b_ks;
     const float* ak = a + k * MR;
     for (int i = 0; i < MR; ++i)
       for (int j = 0; j < NR; ++j) acc[i][j] += ak[i] * bk[j];
   }
+  if (clamp)
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) {
+        float v = acc[i][j];
+        if (v < clamp[0]) v = clamp[0];
+        if (v > clamp[1]) v = clamp[1];
+        acc[i][j] = v;
+      }
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) c[i * c_rs + j] = acc[i][j];
+}
+
+// The first m rows of gemm_micro_scalar's tile, element by element the same operations.
+void gemm_micro_rows_scalar(int m, int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
+                            bool accumulate, const float* row_bias, const float* clamp) {
+  constexpr int MR = kScalarMr, NR = kScalarNr;
+  for (int i = 0; i < m; ++i) {
+    float acc[NR];
+    for (int j = 0; j < NR; ++j) acc[j] = accumulate ? c[i * c_rs + j] : row_bias ? row_bias[i] : 0.0f;
+    for (int k = 0; k < kc; ++k)
+      for (int j = 0; j < NR; ++j) acc[j] += a[k * MR + i] * b[k * b_ks + j];
+    for (int j = 0; j < NR; ++j) {
+      float v = acc[j];
+      if (clamp) {
+        if (v < clamp[0]) v = clamp[0];
+        if (v > clamp[1]) v = clamp[1];
+      }
+      c[i * c_rs + j] = v;
+    }
+  }
 }
 
 // The twin of the SIMD transposing packers; 8 x 8 blocks keep reads and writes local.

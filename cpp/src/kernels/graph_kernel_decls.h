@@ -6,12 +6,18 @@ namespace seedcore {
 
 #define SEEDCORE_DECLARE_GEMM_MICRO(isa)                                                      \
   void gemm_micro_##isa(int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c,   \
-                        ptrdiff_t c_rs, bool accumulate);
+                        ptrdiff_t c_rs, bool accumulate, const float* row_bias, const float* clamp); \
+  void gemm_micro_rows_##isa(int m, int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, \
+                             ptrdiff_t c_rs, bool accumulate, const float* row_bias, const float* clamp);
 #define SEEDCORE_DECLARE_GRAPH_KERNELS(isa)                                                     \
   SEEDCORE_DECLARE_GEMM_MICRO(isa)                                                              \
   void gemm_pack_bt_##isa(const float* w, ptrdiff_t w_rs, int64_t K, int nr, int NR, float* dst); \
   void depthwise3x3_##isa(const float* in, int64_t in_w, int64_t oh_count, int64_t ow_count,   \
-                          int stride, int dil, const float* w, float bias, float* out);
+                          int stride, int dil, const float* w, float bias, float* out,       \
+                          const float* clamp);                                                 \
+  void gelu_erf_##isa(const float* x, float* y, int64_t n);                                     \
+  void softmax_row_##isa(const float* x, float* y, int64_t n);                                  \
+  void layer_norm_row_##isa(const float* x, float* y, int64_t d, const float* w, const float* b, double eps);
 
 SEEDCORE_DECLARE_GRAPH_KERNELS(scalar)
 #if defined(__x86_64__)
