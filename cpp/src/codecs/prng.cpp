@@ -76,7 +76,10 @@ uint64_t prng_block_elems(const TensorSpec& spec) { return spec.prng.C; }
 void prepare_prng(RangeDecodePlan& plan) {
   const PrngParams& p = plan.spec->prng;
   if (plan.kernels->prng_uses_tables && plan.blocks >= 256u + (1u << (p.K - 8))) {
-    plan.prng_tables = build_prng_basis_tables(p, plan.kernels->prng_layout);
+    if (plan.table_cache != nullptr)
+      plan.prng_tables = plan.table_cache->get(p, plan.kernels->prng_layout);
+    else
+      plan.prng_tables = std::make_shared<const PrngBasisTables>(build_prng_basis_tables(p, plan.kernels->prng_layout));
   }
 }
 
@@ -90,6 +93,15 @@ void decode_prng_range(const RangeDecodePlan& plan, uint64_t first, uint64_t cou
 }
 
 }  // namespace
+
+std::shared_ptr<const PrngBasisTables> PrngTableCache::get(const PrngParams& params, PrngBasisLayout layout) {
+  std::lock_guard<std::mutex> lock(mutex_);  // a build takes tens of microseconds: hold it
+  for (const Entry& e : entries_)
+    if (e.C == params.C && e.P == params.P && e.K == params.K && e.layout == layout) return e.tables;
+  auto tables = std::make_shared<const PrngBasisTables>(build_prng_basis_tables(params, layout));
+  entries_.push_back({params.C, params.P, params.K, layout, tables});
+  return tables;
+}
 
 const CodecTraits kPrngCodec = {Codec::prng, "prng", parse_prng_params, prng_expected_length,
                                 check_prng_payload, prng_block_elems, prepare_prng, decode_prng_range};
