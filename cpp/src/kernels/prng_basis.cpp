@@ -14,7 +14,7 @@ size_t cell_index(PrngBasisLayout layout, uint32_t p_pad, uint32_t i, uint32_t j
 }
 
 // Fills `count` entries, entry e holding the states started from seed e << shift.
-void fill_entries(std::vector<int16_t>& table, uint32_t count, uint32_t shift,
+void fill_entries(std::vector<int16_t, CacheLineAllocator<int16_t>>& table, uint32_t count, uint32_t shift,
                   const PrngParams& pp, const PrngBasisTables& t, bool is_lo) {
   const uint32_t taps = kLfsrTaps[pp.K];
   table.assign(size_t(count) * t.entry_len, 0);
