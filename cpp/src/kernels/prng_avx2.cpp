@@ -3,7 +3,8 @@
 // Per chunk of blocks, the nibble streams are first unpacked into small L1-resident
 // arrays (mantissas → int16, exponents → binary32 powers of two, seeds → u16 when
 // K < 16). Then per block and per group of 8 rows:
-//   U    = (lo[s & 0xFF] ^ hi[s >> 8]) − 2^(K−1)         int16, 2 columns per 32 bytes
+//   U    = (lo[s & 0xFF] ^ hi[s >> 8]) − bias              int16, 2 columns per 32 bytes
+//          (bias = 2^(K−1); for K = 16 it is folded into lo and the subtraction skipped)
 //   acc += _mm256_madd_epi16(U, (m_2j, m_2j+1) broadcast)  exact int32
 //   x    = f32(acc) × 2^(E + e0 − (K − 1))                 one exact binary32 multiply
 #include <immintrin.h>
@@ -61,24 +62,30 @@ void exponents_to_scales(const uint8_t* nib, size_t count, int32_t biased_offset
 inline int32_t load_i32(const int16_t* p) { int32_t v; std::memcpy(&v, p, 4); return v; }
 
 // kGroups / kPairs: compile-time row groups (c_pad/8) and column pairs (p_pad/2), or
-// 0 for "use the run-time values". When C is not a multiple of 8, a block's last
-// group is still stored as 8 floats, spilling into the next blocks' slots (which are
-// written afterwards), as long as the store ends inside this call's output; near the
-// end a masked store writes only the block's own rows.
-template <int kGroups, int kPairs>
+// 0 for "use the run-time values" (known, the table entry size is a constant and the
+// block's offsets are shifts). kBias: whether U needs the subtraction of t.bias (for
+// K = 16 the table builder folds it into the lo table and sets bias to 0).
+// When C is not a multiple of 8, a block's last group is still stored as 8 floats,
+// spilling into the next blocks' slots (which are written afterwards), as long as the
+// store ends inside this call's output; near the end a masked store writes only the
+// block's own rows.
+template <int kGroups, int kPairs, bool kBias>
 void decode_chunk(const PrngBasisTables& t, uint32_t C, uint32_t P, const uint16_t* seeds,
                   const int16_t* mant, const float* scales, size_t count, float* dst) {
   const int groups = kGroups ? kGroups : int(t.c_pad / 8);
   const int pairs = kPairs ? kPairs : int(t.p_pad / 2);
-  const size_t entry_len = t.entry_len;
+  const size_t entry_len = kGroups && kPairs ? size_t(kGroups * kPairs * 16) : t.entry_len;
   const __m256i bias = _mm256_set1_epi16(t.bias);
   const int16_t* lo_tab = t.lo.data();
   const int16_t* hi_tab = t.hi.data();
   const int last_group_rows = int(C) - 8 * (groups - 1);
   const __m256i tail_mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(last_group_rows),
                                                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  const size_t out_end = count * C;  // a full 8-row store must end by here
-  for (size_t b = 0; b < count; ++b) {
+  // Blocks [0, full_end) store every group whole: their last store, at b·C + 8·groups,
+  // ends inside the output (count·C floats). Only the few blocks after need the check.
+  const size_t span = size_t(8 * groups);
+  const size_t full_end = count * C < span ? 0 : std::min(count, (count * C - span) / C + 1);
+  auto block = [&](size_t b, bool check) {
     const uint32_t s = seeds[b];
     const int16_t* lo = lo_tab + (s & 0xFFu) * entry_len;
     const int16_t* hi = hi_tab + (s >> 8) * entry_len;
@@ -89,18 +96,30 @@ void decode_chunk(const PrngBasisTables& t, uint32_t C, uint32_t P, const uint16
       __m256i acc = _mm256_setzero_si256();
       for (int jp = 0; jp < pairs; ++jp) {
         const size_t off = size_t(g * pairs + jp) * 16;
-        const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lo + off));
-        const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(hi + off));
-        const __m256i u = _mm256_sub_epi16(_mm256_xor_si256(l, h), bias);
+        const __m256i l = _mm256_load_si256(reinterpret_cast<const __m256i*>(lo + off));
+        const __m256i h = _mm256_load_si256(reinterpret_cast<const __m256i*>(hi + off));
+        __m256i u = _mm256_xor_si256(l, h);
+        if (kBias) u = _mm256_sub_epi16(u, bias);
         acc = _mm256_add_epi32(acc, _mm256_madd_epi16(u, _mm256_set1_epi32(load_i32(m + 2 * jp))));
       }
       const __m256 x = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), scale);
-      if (b * C + size_t(8 * g + 8) <= out_end)
+      if (!check || b * C + size_t(8 * g + 8) <= count * C)
         _mm256_storeu_ps(out + 8 * g, x);
       else
         _mm256_maskstore_ps(out + 8 * g, tail_mask, x);
     }
-  }
+  };
+  for (size_t b = 0; b < full_end; ++b) block(b, false);
+  for (size_t b = full_end; b < count; ++b) block(b, true);
+}
+
+template <int kGroups, int kPairs>
+void decode_chunk(const PrngBasisTables& t, uint32_t C, uint32_t P, const uint16_t* seeds,
+                  const int16_t* mant, const float* scales, size_t count, float* dst) {
+  if (t.bias == 0)
+    decode_chunk<kGroups, kPairs, false>(t, C, P, seeds, mant, scales, count, dst);
+  else
+    decode_chunk<kGroups, kPairs, true>(t, C, P, seeds, mant, scales, count, dst);
 }
 
 }  // namespace
