@@ -394,8 +394,9 @@ void SeedFile::decode_many(const std::vector<size_t>& indices, const std::vector
       if (k >= order.size() || failed.load()) return;
       const size_t i = order[k];
       try {
-        check_tensor(indices[i]);
         const TensorEntry& e = tensors_[indices[i]];
+        if (mapped_) prefault_for_read(data_ + e.offset, e.length);
+        check_tensor(indices[i]);
         pieces[i].reset(new TensorPieces(e.spec, data_ + e.offset, isa, outs[i], kWindowBytes,
                                          /*stream=*/false, &tables));
       } catch (...) {

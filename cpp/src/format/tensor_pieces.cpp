@@ -26,6 +26,19 @@ void prefault_for_write(void* out, uint64_t bytes) {
 #endif
 }
 
+void prefault_for_read(const void* data, uint64_t bytes) {
+#if defined(MADV_POPULATE_READ)
+  if (bytes < kPrefaultMinBytes) return;
+  const uintptr_t page = 4096;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(data) & ~(page - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + bytes + page - 1) & ~(page - 1);
+  (void)::madvise(reinterpret_cast<void*>(begin), size_t(end - begin), MADV_POPULATE_READ);  // a hint
+#else
+  (void)data;
+  (void)bytes;
+#endif
+}
+
 TensorPieces::TensorPieces(const TensorSpec& spec, const uint8_t* payload, Isa isa, void* out, uint64_t window,
                            bool stream, PrngTableCache* tables)
     : traits_(codec_traits(spec.codec)), plan_(plan_range_decode(spec, payload, isa, tables)),

@@ -36,16 +36,24 @@ void unpack_nibbles(const uint8_t* stream, uint64_t first, size_t count, uint8_t
   for (size_t k = 0; t < count; ++t, ++k) out[t] = (p[k >> 1] >> (4 * (k & 1))) & 15;
 }
 
-// Mantissa nibbles → sign-extended int16.
-void widen_signed_nibbles(const uint8_t* nib, size_t count, int16_t* out) {
-  const __m128i eight = _mm_set1_epi8(8);
+// Mantissa nibbles [first, first + count) of a low-nibble-first stream → sign-extended
+// int16, in one pass (32 nibbles per 16-byte load).
+void mantissas_to_int16(const uint8_t* stream, uint64_t first, size_t count, int16_t* out) {
   size_t t = 0;
-  for (; t + 16 <= count; t += 16) {
-    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(nib + t));
-    v = _mm_sub_epi8(_mm_xor_si128(v, eight), eight);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + t), _mm256_cvtepi8_epi16(v));
+  if ((first & 1) && count > 0) { out[t++] = int16_t(nibble_to_int(stream[first >> 1] >> 4)); }
+  const uint8_t* p = stream + ((first + t) >> 1);
+  const __m128i low4 = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
+  for (; t + 32 <= count; t += 32, p += 16) {
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i lo = _mm_and_si128(b, low4);
+    const __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), low4);
+    // (v ^ 8) − 8 sign-extends a 4-bit two's complement value within a byte.
+    const __m128i v0 = _mm_sub_epi8(_mm_xor_si128(_mm_unpacklo_epi8(lo, hi), eight), eight);
+    const __m128i v1 = _mm_sub_epi8(_mm_xor_si128(_mm_unpackhi_epi8(lo, hi), eight), eight);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + t), _mm256_cvtepi8_epi16(v0));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + t + 16), _mm256_cvtepi8_epi16(v1));
   }
-  for (; t < count; ++t) out[t] = int16_t(nibble_to_int(nib[t]));
+  for (size_t k = 0; t < count; ++t, ++k) out[t] = int16_t(nibble_to_int(p[k >> 1] >> (4 * (k & 1))));
 }
 
 // Exponent nibbles → 2^(E + e0 − (K − 1)) as binary32 bit patterns.
@@ -70,7 +78,7 @@ inline int32_t load_i32(const int16_t* p) { int32_t v; std::memcpy(&v, p, 4); re
 // store ends inside this call's output; near the end a masked store writes only the
 // block's own rows.
 template <int kGroups, int kPairs, bool kBias>
-void decode_chunk(const PrngBasisTables& t, uint32_t C, uint32_t P, const uint16_t* seeds,
+void decode_chunk(const PrngBasisTables& t, uint32_t C, uint32_t P, const uint8_t* seeds,
                   const int16_t* mant, const float* scales, size_t count, float* dst) {
   const int groups = kGroups ? kGroups : int(t.c_pad / 8);
   const int pairs = kPairs ? kPairs : int(t.p_pad / 2);
@@ -86,7 +94,8 @@ void decode_chunk(const PrngBasisTables& t, uint32_t C, uint32_t P, const uint16
   const size_t span = size_t(8 * groups);
   const size_t full_end = count * C < span ? 0 : std::min(count, (count * C - span) / C + 1);
   auto block = [&](size_t b, bool check) {
-    const uint32_t s = seeds[b];
+    uint16_t s;
+    std::memcpy(&s, seeds + 2 * b, 2);  // little-endian u16 seeds
     const int16_t* lo = lo_tab + (s & 0xFFu) * entry_len;
     const int16_t* hi = hi_tab + (s >> 8) * entry_len;
     const int16_t* m = mant + b * P;
@@ -114,7 +123,7 @@ void decode_chunk(const PrngBasisTables& t, uint32_t C, uint32_t P, const uint16
 }
 
 template <int kGroups, int kPairs>
-void decode_chunk(const PrngBasisTables& t, uint32_t C, uint32_t P, const uint16_t* seeds,
+void decode_chunk(const PrngBasisTables& t, uint32_t C, uint32_t P, const uint8_t* seeds,
                   const int16_t* mant, const float* scales, size_t count, float* dst) {
   if (t.bias == 0)
     decode_chunk<kGroups, kPairs, false>(t, C, P, seeds, mant, scales, count, dst);
@@ -140,26 +149,26 @@ void decode_prng_blocks_avx2(const PrngPayloadView& pv, const PrngBasisTables* t
   for (uint64_t done = 0; done < count;) {
     const size_t n = size_t(std::min<uint64_t>(kChunkBlocks, count - done));
     const uint64_t b0 = first_block + done;
-    unpack_nibbles(pv.mantissas, b0 * P, n * P, nib);
-    widen_signed_nibbles(nib, n * P, mant);
+    mantissas_to_int16(pv.mantissas, b0 * P, n * P, mant);
     mant[n * P] = 0;
     mant[n * P + 1] = 0;
     unpack_nibbles(pv.exponents, b0, n, nib);
     exponents_to_scales(nib, n, biased_offset, scales);
-    if (K == 16) {
-      std::memcpy(seed_buf, pv.seeds + 2 * b0, 2 * n);  // little-endian host
-    } else {
+    // K = 16 seeds are read in place (a plain u16 array, little-endian host).
+    const uint8_t* seeds = pv.seeds + 2 * b0;
+    if (K != 16) {
       for (size_t i = 0; i < n; ++i) seed_buf[i] = uint16_t(read_bits_lsb_first(pv.seeds, b0 + i, K));
+      seeds = reinterpret_cast<const uint8_t*>(seed_buf);
     }
     float* out = dst + done * C;
     if (t.c_pad == 8 && t.p_pad == 4)
-      decode_chunk<1, 2>(t, C, P, seed_buf, mant, scales, n, out);
+      decode_chunk<1, 2>(t, C, P, seeds, mant, scales, n, out);
     else if (t.c_pad == 16 && t.p_pad == 4)
-      decode_chunk<2, 2>(t, C, P, seed_buf, mant, scales, n, out);
+      decode_chunk<2, 2>(t, C, P, seeds, mant, scales, n, out);
     else if (t.c_pad == 8 && t.p_pad == 2)
-      decode_chunk<1, 1>(t, C, P, seed_buf, mant, scales, n, out);
+      decode_chunk<1, 1>(t, C, P, seeds, mant, scales, n, out);
     else
-      decode_chunk<0, 0>(t, C, P, seed_buf, mant, scales, n, out);
+      decode_chunk<0, 0>(t, C, P, seeds, mant, scales, n, out);
     done += n;
   }
 }
