@@ -397,8 +397,7 @@ void SeedFile::decode_many(const std::vector<size_t>& indices, const std::vector
         const TensorEntry& e = tensors_[indices[i]];
         if (mapped_) prefault_for_read(data_ + e.offset, e.length);
         check_tensor(indices[i]);
-        pieces[i].reset(new TensorPieces(e.spec, data_ + e.offset, isa, outs[i], kWindowBytes,
-                                         /*stream=*/false, &tables));
+        pieces[i].reset(new TensorPieces(e.spec, data_ + e.offset, isa, outs[i], kWindowBytes, &tables));
       } catch (...) {
         errors[i] = std::current_exception();
         failed.store(true);

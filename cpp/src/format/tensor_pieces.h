@@ -38,10 +38,10 @@ class TensorPieces {
   // is where the whole tensor will be decoded; pieces end at the first block that
   // starts at or after each multiple of `window` (an absolute address) inside it. One
   // piece when window is 0. Builds what the pieces share (prng basis tables) once,
-  // taking them from `tables` when given. With `stream` false the output is written
-  // with ordinary stores even when it is large (see RangeDecodePlan::stream).
+  // taking them from `tables` when given. Outputs are written with ordinary stores
+  // whatever their size (no streaming, see kWindowBytes in seed_file.cpp).
   TensorPieces(const TensorSpec& spec, const uint8_t* payload, Isa isa, void* out, uint64_t window,
-               bool stream, PrngTableCache* tables = nullptr);
+               PrngTableCache* tables = nullptr);
 
   size_t count() const { return cuts_.size() - 1; }
   // Addresses [begin, end) of the output that piece i writes.
