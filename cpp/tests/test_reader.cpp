@@ -177,9 +177,10 @@ void test_valid_file_and_threads(Rng& rng) {
   CHECK_THROWS_SEED("directory", SeedFile sf("/tmp"));
 }
 
-// Tensors large enough that decode_many cuts them into pieces (> 4 MiB of output;
-// one above the 8 MiB non-temporal threshold), for every codec, with partial last
-// blocks: decode_many on 1, 2 and 5 threads must equal decode_into byte for byte.
+// Tensors large enough that decode_many cuts them into pieces (each spans several
+// 2 MiB output windows; prng_big is above the 8 MiB size from which decode_into
+// streams its output, which decode_many never does), for every codec, with partial
+// last blocks: decode_many on 1, 2 and 5 threads must equal decode_into byte for byte.
 // A corrupt payload must be refused before any output byte is written.
 void test_split_decoding(Rng& rng) {
   std::vector<TensorDesc> t;

@@ -6,6 +6,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <vector>
 
 #include "seedcore/cpu.h"
@@ -28,16 +29,36 @@ struct PrngPayloadView {
 // they build in microseconds and stay in L1/L2 while decoding.
 // Entry e holds the C×P basis states of seed e (lo) or e<<8 (hi) as int16, padded to
 // c_pad rows (multiple of 8) and p_pad columns (multiple of 2); U = (lo ^ hi) - bias.
+// For K = 16 the lo entries hold the states with bit 15 flipped, which is subtracting
+// 2^15 modulo 2^16, and bias is 0 (kernels may then skip the subtraction).
 // Padding cells hold lo = bias, hi = 0, so that their U is exactly 0.
 enum class PrngBasisLayout {
   madd_pairs,  // [row group of 8][column pair][row][2]: one 32-byte load per _mm256_madd_epi16
   columns,     // [row group of 8][column][row]: one 16-byte column per vmlal_s16 pair
 };
+// Storage aligned to 64-byte cache lines. A basis-table entry is 64 bytes for the
+// default C=8, P=3/4; in a malloc'ed (16-byte aligned) table every entry straddled two
+// lines, so half the kernel's 32-byte table loads were split loads.
+template <class T>
+struct CacheLineAllocator {
+  using value_type = T;
+  static constexpr std::align_val_t kAlign{64};
+  CacheLineAllocator() = default;
+  template <class U>
+  CacheLineAllocator(const CacheLineAllocator<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlign)); }
+  void deallocate(T* p, size_t) { ::operator delete(p, kAlign); }
+  template <class U>
+  bool operator==(const CacheLineAllocator<U>&) const { return true; }
+  template <class U>
+  bool operator!=(const CacheLineAllocator<U>&) const { return false; }
+};
+
 struct PrngBasisTables {
-  std::vector<int16_t> lo, hi;
+  std::vector<int16_t, CacheLineAllocator<int16_t>> lo, hi;
   uint32_t entry_len = 0;  // int16 per entry (c_pad · p_pad)
   uint32_t c_pad = 0, p_pad = 0;
-  int16_t bias = 0;        // 2^(K-1) as a wrapping int16 (−32768 for K = 16)
+  int16_t bias = 0;        // 2^(K-1) for K < 16; 0 for K = 16 (folded into lo)
   PrngBasisLayout layout = PrngBasisLayout::madd_pairs;
 };
 PrngBasisTables build_prng_basis_tables(const PrngParams& params, PrngBasisLayout layout);

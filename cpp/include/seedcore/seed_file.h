@@ -53,9 +53,12 @@ class SeedFile {
   void decode_into(size_t index, void* out, Isa isa) const;
   // Decodes tensors[indices[i]] into outs[i] on up to `threads` threads (0 = hardware
   // concurrency): first every payload's CRC and rules (in parallel, nothing written
-  // unless all pass), then the decoding, large tensors cut into pieces that threads
-  // share. Results are identical for any thread count. Rethrows the first error (in
-  // the order of `indices`) after all threads stop.
+  // unless all pass), then the decoding, one 2 MiB window of output addresses at a
+  // time (large tensors span many windows, which threads share). Made for fresh,
+  // not yet faulted outputs: each window is populated right before it is decoded and
+  // written with ordinary stores while its zeroed lines are cache-hot. Results are
+  // identical for any thread count. Rethrows the first error (in the order of
+  // `indices`) after all threads stop.
   void decode_many(const std::vector<size_t>& indices, const std::vector<void*>& outs, unsigned threads,
                    Isa isa) const;
 

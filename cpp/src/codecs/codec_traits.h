@@ -12,7 +12,10 @@
 #include <algorithm>
 #include <cstdint>
 #include <initializer_list>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "seedcore/kernels.h"
 #include "seedcore/tensor_spec.h"
@@ -23,6 +26,23 @@ namespace seedcore {
 // L1-resident scratch chunk: they are far beyond the caches, so skipping the
 // read-for-ownership of each destination line is worth ~2× in write bandwidth.
 constexpr uint64_t kStreamingMinBytes = uint64_t(8) << 20;
+
+// prng basis tables depend only on (C, P, K) and the kernels' entry layout, so the
+// tensors of one file can share one build instead of one each (MiniLM: 37 tensors,
+// one parameter set; each build is 512 entries of C·P LFSR steps). Thread-safe.
+class PrngTableCache {
+ public:
+  std::shared_ptr<const PrngBasisTables> get(const PrngParams& params, PrngBasisLayout layout);
+
+ private:
+  struct Entry {
+    uint32_t C, P, K;
+    PrngBasisLayout layout;
+    std::shared_ptr<const PrngBasisTables> tables;
+  };
+  std::mutex mutex_;
+  std::vector<Entry> entries_;
+};
 
 // One checked payload made ready for range decoding: what every range shares, built
 // once (plan_range_decode). decode_range may run on disjoint ranges from any number
@@ -37,9 +57,10 @@ struct RangeDecodePlan {
   // values, fewer bytes moved). Decided once per tensor, so every range agrees.
   bool stream = false;
   // prng: the basis tables, when the kernels use them and the tensor is large enough
-  // (empty otherwise: the kernels then step the LFSR).
-  PrngBasisTables prng_tables;
-  const PrngBasisTables* prng_tables_or_null() const { return prng_tables.lo.empty() ? nullptr : &prng_tables; }
+  // (null otherwise: the kernels then step the LFSR); from table_cache when given.
+  PrngTableCache* table_cache = nullptr;
+  std::shared_ptr<const PrngBasisTables> prng_tables;
+  const PrngBasisTables* prng_tables_or_null() const { return prng_tables.get(); }
 };
 
 struct CodecTraits {
@@ -63,8 +84,10 @@ const CodecTraits& codec_traits(Codec codec);
 
 extern const CodecTraits kRawCodec, kQ8Codec, kQ4Codec, kPrngCodec, kStatsCodec;
 
-// The plan for decoding a checked payload with the kernels of `isa`.
-RangeDecodePlan plan_range_decode(const TensorSpec& spec, const uint8_t* payload, Isa isa);
+// The plan for decoding a checked payload with the kernels of `isa` (prng tables from
+// `tables` when given, else built for this plan alone).
+RangeDecodePlan plan_range_decode(const TensorSpec& spec, const uint8_t* payload, Isa isa,
+                                  PrngTableCache* tables = nullptr);
 
 // --- helpers shared by the codec files ---
 

@@ -1,4 +1,7 @@
 // prng: SeedLM-style pseudo-random basis blocks (format.md 3.4).
+#include <algorithm>
+#include <cstring>
+
 #include "../kernels/scalar_helpers.h"
 #include "codec_traits.h"
 #include "seedcore/error.h"
@@ -51,9 +54,23 @@ void check_prng_payload(const TensorSpec& spec, const uint8_t* payload, const st
   const PrngPayloadView v = prng_view(spec, payload);
   const uint32_t K = spec.prng.K;
   if (K == 16) {
-    for (uint64_t b = 0; b < s.nb; ++b)
-      if ((v.seeds[2 * b] | v.seeds[2 * b + 1]) == 0)
-        throw SeedError(ctx + ": block " + std::to_string(b) + " has seed 0 (seeds must be in [1, 2^K - 1])");
+    // A chunk at a time with no early exit, so the compiler vectorises the scan (it
+    // runs over every seed of every tensor before any decoding); a chunk that holds a
+    // zero is scanned again to name the block.
+    constexpr uint64_t kChunk = 4096;
+    for (uint64_t b0 = 0; b0 < s.nb; b0 += kChunk) {
+      const uint64_t end = std::min(s.nb, b0 + kChunk);
+      uint16_t zero = 0;  // a 16-bit accumulator: GCC does not vectorise a bool reduction
+      for (uint64_t b = b0; b < end; ++b) {
+        uint16_t seed;
+        std::memcpy(&seed, v.seeds + 2 * b, 2);  // byte order does not matter for == 0
+        zero |= uint16_t(seed == 0);
+      }
+      if (!zero) continue;
+      for (uint64_t b = b0; b < end; ++b)
+        if ((v.seeds[2 * b] | v.seeds[2 * b + 1]) == 0)
+          throw SeedError(ctx + ": block " + std::to_string(b) + " has seed 0 (seeds must be in [1, 2^K - 1])");
+    }
   } else {
     for (uint64_t b = 0; b < s.nb; ++b)
       if (read_bits_lsb_first(v.seeds, b, K) == 0)
@@ -76,7 +93,10 @@ uint64_t prng_block_elems(const TensorSpec& spec) { return spec.prng.C; }
 void prepare_prng(RangeDecodePlan& plan) {
   const PrngParams& p = plan.spec->prng;
   if (plan.kernels->prng_uses_tables && plan.blocks >= 256u + (1u << (p.K - 8))) {
-    plan.prng_tables = build_prng_basis_tables(p, plan.kernels->prng_layout);
+    if (plan.table_cache != nullptr)
+      plan.prng_tables = plan.table_cache->get(p, plan.kernels->prng_layout);
+    else
+      plan.prng_tables = std::make_shared<const PrngBasisTables>(build_prng_basis_tables(p, plan.kernels->prng_layout));
   }
 }
 
@@ -90,6 +110,15 @@ void decode_prng_range(const RangeDecodePlan& plan, uint64_t first, uint64_t cou
 }
 
 }  // namespace
+
+std::shared_ptr<const PrngBasisTables> PrngTableCache::get(const PrngParams& params, PrngBasisLayout layout) {
+  std::lock_guard<std::mutex> lock(mutex_);  // a build takes tens of microseconds: hold it
+  for (const Entry& e : entries_)
+    if (e.C == params.C && e.P == params.P && e.K == params.K && e.layout == layout) return e.tables;
+  auto tables = std::make_shared<const PrngBasisTables>(build_prng_basis_tables(params, layout));
+  entries_.push_back({params.C, params.P, params.K, layout, tables});
+  return tables;
+}
 
 const CodecTraits kPrngCodec = {Codec::prng, "prng", parse_prng_params, prng_expected_length,
                                 check_prng_payload, prng_block_elems, prepare_prng, decode_prng_range};

@@ -98,11 +98,12 @@ void check_payload_decodable(const TensorSpec& spec, const uint8_t* payload, con
   codec_traits(spec.codec).check_payload(spec, payload, tensor_context(where, spec));
 }
 
-RangeDecodePlan plan_range_decode(const TensorSpec& spec, const uint8_t* payload, Isa isa) {
+RangeDecodePlan plan_range_decode(const TensorSpec& spec, const uint8_t* payload, Isa isa, PrngTableCache* tables) {
   const CodecTraits& traits = codec_traits(spec.codec);
   RangeDecodePlan plan;
   plan.spec = &spec;
   plan.payload = payload;
+  plan.table_cache = tables;
   plan.kernels = &decode_kernels(isa);
   plan.block_elems = traits.block_elems(spec);
   plan.blocks = spec.n == 0 ? 0 : (spec.n + plan.block_elems - 1) / plan.block_elems;

@@ -1,6 +1,6 @@
 // .seed reader: mapping, the validation order of format.md, payload checks, and
-// multi-threaded decoding (tensors checked in parallel, then large ones decoded in
-// pieces by several threads).
+// multi-threaded decoding (tensors checked in parallel, then their outputs decoded
+// one 2 MiB window at a time by several threads).
 #include "seedcore/seed_file.h"
 
 #include <fcntl.h>
@@ -343,12 +343,15 @@ void SeedFile::decode_into(size_t index, void* out, Isa isa) const {
 
 namespace {
 
-// Output bytes per piece when decode_many splits a large tensor across threads. Large
-// enough that a piece amortises its scheduling and covers whole 2 MiB transparent
-// huge pages most of the time (their first-touch faults then happen on one thread
-// each, in parallel); small enough that the pieces of a 47 MB embedding table
-// balance over the threads.
-constexpr uint64_t kPieceBytes = uint64_t(2) << 20;
+// decode_many's unit of work: the output bytes inside one 2 MiB-aligned window of
+// addresses, the size of a transparent huge page (the Python binding's output arena
+// is 2 MiB aligned and advised for huge pages). The thread that takes a window faults
+// its page in (the kernel zeroes it, leaving its lines in that core's cache) and
+// decodes into it at once with ordinary stores, which then hit the cache: the page's
+// memory is written once. Non-temporal stores, or a page faulted by one core and
+// written by another, would move it through memory twice. 2 MiB also balances: the
+// 47 MB embedding table of MiniLM is 23 windows.
+constexpr uint64_t kWindowBytes = uint64_t(2) << 20;
 
 // Runs job(worker) on `threads` threads (the calling one included) and joins them.
 template <class Job>
@@ -380,6 +383,7 @@ void SeedFile::decode_many(const std::vector<size_t>& indices, const std::vector
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
     return tensors_[indices[a]].length > tensors_[indices[b]].length;
   });
+  PrngTableCache tables;
   std::vector<std::unique_ptr<TensorPieces>> pieces(indices.size());
   std::vector<std::exception_ptr> errors(indices.size());
   std::atomic<size_t> next{0};
@@ -390,9 +394,10 @@ void SeedFile::decode_many(const std::vector<size_t>& indices, const std::vector
       if (k >= order.size() || failed.load()) return;
       const size_t i = order[k];
       try {
-        check_tensor(indices[i]);
         const TensorEntry& e = tensors_[indices[i]];
-        pieces[i].reset(new TensorPieces(e.spec, data_ + e.offset, isa, kPieceBytes));
+        if (mapped_) prefault_for_read(data_ + e.offset, e.length);
+        check_tensor(indices[i]);
+        pieces[i].reset(new TensorPieces(e.spec, data_ + e.offset, isa, outs[i], kWindowBytes, &tables));
       } catch (...) {
         errors[i] = std::current_exception();
         failed.store(true);
@@ -402,13 +407,32 @@ void SeedFile::decode_many(const std::vector<size_t>& indices, const std::vector
   for (const std::exception_ptr& e : errors)
     if (e) std::rethrow_exception(e);
 
-  // Phase 2: every piece of every tensor is one job, largest first, taken by whichever
-  // thread is free, so one large tensor no longer runs on one thread while the others
-  // idle, and each output page is first touched by the thread that decodes into it.
-  struct Job { size_t tensor, piece; uint64_t bytes; };
-  std::vector<Job> jobs;
+  // Phase 2: one job per output window (every piece of every tensor inside it), fullest
+  // first, taken by whichever thread is free. The pieces of one large tensor spread
+  // over the threads, and each window's page is first touched, then written, by one
+  // thread.
+  struct Piece { uintptr_t window, begin, end; size_t tensor, piece; };
+  std::vector<Piece> all;
   for (size_t i = 0; i < indices.size(); ++i)
-    for (size_t p = 0; p < pieces[i]->count(); ++p) jobs.push_back({i, p, pieces[i]->piece_bytes(p)});
+    for (size_t p = 0; p < pieces[i]->count(); ++p) {
+      uintptr_t begin = 0, end = 0;
+      pieces[i]->output_range(p, begin, end);
+      all.push_back({begin / kWindowBytes, begin, end, i, p});
+    }
+  std::sort(all.begin(), all.end(), [](const Piece& a, const Piece& b) {
+    return a.window != b.window ? a.window < b.window : a.begin < b.begin;
+  });
+  struct Job { size_t first, last; uintptr_t begin, end; uint64_t bytes; };  // all[first, last)
+  std::vector<Job> jobs;
+  for (size_t k = 0; k < all.size(); ++k) {
+    if (jobs.empty() || all[jobs.back().first].window != all[k].window)
+      jobs.push_back({k, k, all[k].begin, all[k].end, 0});
+    Job& job = jobs.back();
+    job.last = k + 1;
+    job.begin = std::min(job.begin, all[k].begin);
+    job.end = std::max(job.end, all[k].end);
+    job.bytes += all[k].end - all[k].begin;
+  }
   std::stable_sort(jobs.begin(), jobs.end(), [](const Job& a, const Job& b) { return a.bytes > b.bytes; });
   next.store(0);
   run_on_threads(unsigned(std::min<size_t>(threads, jobs.size())), [&] {
@@ -416,12 +440,16 @@ void SeedFile::decode_many(const std::vector<size_t>& indices, const std::vector
       const size_t k = next.fetch_add(1);
       if (k >= jobs.size() || failed.load()) return;
       const Job& job = jobs[k];
-      try {
-        pieces[job.tensor]->decode(job.piece, outs[job.tensor]);
-      } catch (...) {  // allocation failure only: payloads were checked in phase 1
-        std::exception_ptr& slot = errors[job.tensor];
-        if (!slot) slot = std::current_exception();
-        failed.store(true);
+      prefault_for_write(reinterpret_cast<void*>(job.begin), job.end - job.begin);
+      for (size_t q = job.first; q < job.last; ++q) {
+        const Piece& piece = all[q];
+        try {
+          pieces[piece.tensor]->decode(piece.piece);
+        } catch (...) {  // allocation failure only: payloads were checked in phase 1
+          std::exception_ptr& slot = errors[piece.tensor];
+          if (!slot) slot = std::current_exception();
+          failed.store(true);
+        }
       }
     }
   });

@@ -5,8 +5,6 @@
 
 #include <sys/mman.h>
 
-#include <algorithm>
-
 namespace seedcore {
 
 void prefault_for_write(void* out, uint64_t bytes) {
@@ -28,36 +26,47 @@ void prefault_for_write(void* out, uint64_t bytes) {
 #endif
 }
 
-TensorPieces::TensorPieces(const TensorSpec& spec, const uint8_t* payload, Isa isa, uint64_t piece_bytes)
-    : traits_(codec_traits(spec.codec)), plan_(plan_range_decode(spec, payload, isa)) {
-  blocks_per_piece_ = plan_.blocks;
-  const uint64_t bytes = spec.decoded_bytes();
-  if (piece_bytes == 0 || bytes < 2 * piece_bytes || plan_.blocks < 2) return;
-  const uint64_t block_bytes = plan_.block_elems * dtype_itemsize(spec.decoded_dtype());
-  blocks_per_piece_ = std::max<uint64_t>(1, piece_bytes / block_bytes);
-  pieces_ = size_t((plan_.blocks + blocks_per_piece_ - 1) / blocks_per_piece_);
+void prefault_for_read(const void* data, uint64_t bytes) {
+#if defined(MADV_POPULATE_READ)
+  if (bytes < kPrefaultMinBytes) return;
+  const uintptr_t page = 4096;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(data) & ~(page - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + bytes + page - 1) & ~(page - 1);
+  (void)::madvise(reinterpret_cast<void*>(begin), size_t(end - begin), MADV_POPULATE_READ);  // a hint
+#else
+  (void)data;
+  (void)bytes;
+#endif
 }
 
-void TensorPieces::output_range(size_t i, uint64_t& begin, uint64_t& end) const {
-  const uint64_t block_bytes = plan_.block_elems * dtype_itemsize(plan_.spec->decoded_dtype());
-  begin = uint64_t(i) * blocks_per_piece_ * block_bytes;
-  end = i + 1 == pieces_ ? plan_.spec->decoded_bytes() : begin + blocks_per_piece_ * block_bytes;
+TensorPieces::TensorPieces(const TensorSpec& spec, const uint8_t* payload, Isa isa, void* out, uint64_t window,
+                           PrngTableCache* tables)
+    : traits_(codec_traits(spec.codec)), plan_(plan_range_decode(spec, payload, isa, tables)),
+      out_(static_cast<uint8_t*>(out)) {
+  plan_.stream = false;  // each window is written right after it is faulted in: cache-hot
+  block_bytes_ = plan_.block_elems * dtype_itemsize(spec.decoded_dtype());
+  cuts_.push_back(0);
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(out_);
+  const uintptr_t end = begin + spec.decoded_bytes();
+  if (window != 0 && plan_.blocks > 1) {
+    for (uintptr_t w = (begin / window + 1) * window; w < end; w += window) {
+      const uint64_t block = (w - begin + block_bytes_ - 1) / block_bytes_;  // first block starting at or after w
+      if (block > cuts_.back() && block < plan_.blocks) cuts_.push_back(block);
+    }
+  }
+  cuts_.push_back(plan_.blocks);
 }
 
-uint64_t TensorPieces::piece_bytes(size_t i) const {
-  uint64_t begin = 0, end = 0;
-  output_range(i, begin, end);
-  return end - begin;
+void TensorPieces::output_range(size_t i, uintptr_t& begin, uintptr_t& end) const {
+  const uintptr_t base = reinterpret_cast<uintptr_t>(out_);
+  begin = base + cuts_[i] * block_bytes_;
+  end = i + 2 == cuts_.size() ? base + plan_.spec->decoded_bytes() : base + cuts_[i + 1] * block_bytes_;
 }
 
-void TensorPieces::decode(size_t i, void* out) const {
-  uint64_t begin = 0, end = 0;
-  output_range(i, begin, end);
-  prefault_for_write(static_cast<uint8_t*>(out) + begin, end - begin);
-  const uint64_t first = uint64_t(i) * blocks_per_piece_;
-  const uint64_t count = std::min(blocks_per_piece_, plan_.blocks - first);
+void TensorPieces::decode(size_t i) const {
+  const uint64_t count = cuts_[i + 1] - cuts_[i];
   if (count == 0) return;  // an empty tensor
-  traits_.decode_range(plan_, first, count, out);
+  traits_.decode_range(plan_, cuts_[i], count, out_);
 }
 
 }  // namespace seedcore

@@ -5,8 +5,15 @@
 // computed by exactly the kernel call, on exactly the inputs, that the whole-tensor
 // decode uses, so results are bit-identical to decode_checked_payload for any cut.
 // Nothing here knows a codec's layout: the codec's traits decode the ranges.
+//
+// Pieces are cut at fixed *address* boundaries (multiples of a window, 2 MiB in
+// decode_many), not at fixed offsets inside the tensor, so that every piece lies in
+// one window and decode_many can give each window (one transparent huge page of its
+// output arena) to one thread, which faults it in and then writes it while the
+// kernel's freshly zeroed lines are still in that core's cache.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "../codecs/codec_traits.h"
 #include "seedcore/tensor_spec.h"
@@ -20,27 +27,34 @@ constexpr uint64_t kPrefaultMinBytes = uint64_t(64) << 10;
 // (MADV_POPULATE_WRITE) instead of one page fault per page; contents are unchanged.
 void prefault_for_write(void* out, uint64_t bytes);
 
+// Maps the whole pages of [data, data + bytes) of a file mapping for reading in one
+// system call (MADV_POPULATE_READ) instead of one fault per 16 pages (the kernel's
+// fault-around) when the CRC first reads them; contents are unchanged.
+void prefault_for_read(const void* data, uint64_t bytes);
+
 class TensorPieces {
  public:
-  // The payload must already have passed its CRC and check_payload_decodable. Splits
-  // into pieces of about `piece_bytes` of output (one piece when the tensor is smaller
-  // than two of them); builds what the pieces share (prng basis tables) once.
-  TensorPieces(const TensorSpec& spec, const uint8_t* payload, Isa isa, uint64_t piece_bytes);
+  // The payload must already have passed its CRC and check_payload_decodable. `out`
+  // is where the whole tensor will be decoded; pieces end at the first block that
+  // starts at or after each multiple of `window` (an absolute address) inside it. One
+  // piece when window is 0. Builds what the pieces share (prng basis tables) once,
+  // taking them from `tables` when given. Outputs are written with ordinary stores
+  // whatever their size (no streaming, see kWindowBytes in seed_file.cpp).
+  TensorPieces(const TensorSpec& spec, const uint8_t* payload, Isa isa, void* out, uint64_t window,
+               PrngTableCache* tables = nullptr);
 
-  size_t count() const { return pieces_; }
-  // Bytes [begin, end) of the output that piece i writes.
-  void output_range(size_t i, uint64_t& begin, uint64_t& end) const;
-  // Output bytes of piece i (for scheduling largest first).
-  uint64_t piece_bytes(size_t i) const;
-  // Decodes piece i into `out`, the whole tensor's output buffer (prefaulting the
-  // piece's pages first). Pieces write disjoint bytes; any number may run at once.
-  void decode(size_t i, void* out) const;
+  size_t count() const { return cuts_.size() - 1; }
+  // Addresses [begin, end) of the output that piece i writes.
+  void output_range(size_t i, uintptr_t& begin, uintptr_t& end) const;
+  // Decodes piece i. Pieces write disjoint bytes; any number may run at once.
+  void decode(size_t i) const;
 
  private:
   const CodecTraits& traits_;
   RangeDecodePlan plan_;
-  uint64_t blocks_per_piece_ = 0;
-  size_t pieces_ = 1;
+  uint8_t* out_;
+  uint64_t block_bytes_ = 0;
+  std::vector<uint64_t> cuts_;  // piece i is blocks [cuts_[i], cuts_[i + 1])
 };
 
 }  // namespace seedcore
