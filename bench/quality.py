@@ -70,7 +70,7 @@ def minilm_rows() -> list[dict]:
         ra = seed.provenance["rate_allocation"]
         label = (f"**default**: rate allocation at {target:g} bpw" if target == DEFAULT_TARGET_BPW
                  else f"rate allocation at {target:g} bpw")
-        rows.append({"what": label, "bpw": 8 * path.stat().st_size / 22_713_216,
+        rows.append({"what": label, "bpw": seedcore.load(path).info().bpw,
                      "mean": float(cos.mean()), "min": float(cos.min()),
                      "pred": 1 - ra["predicted_distortion"] / 2, "counts": ra["counts"],
                      "seconds": seconds})
@@ -80,7 +80,7 @@ def minilm_rows() -> list[dict]:
         model.graph = graph     # the weights-only seed + the captured graph (same tensor names)
         out = model.run({"input_ids": ids, "attention_mask": mask})["sentence_embedding"].astype(np.float64)
         cos = (out * ref).sum(1) / np.linalg.norm(out, axis=1) / np.linalg.norm(ref, axis=1)
-        rows.append({"what": label, "bpw": 8 * path.stat().st_size / 22_713_216,
+        rows.append({"what": label, "bpw": seedcore.load(path).info().bpw,
                      "mean": float(cos.mean()), "min": float(cos.min())})
     return rows
 

@@ -97,6 +97,9 @@ def test_default_extraction_of_a_captured_module_is_rate_allocated(tmp_path):
     assert ra["target_bpw"] == DEFAULT_TARGET_BPW == 4
     assert set(ra["chosen"]) == {"0.weight", "2.weight", "4.weight"}
     assert seed_bpw(seed, tmp_path)[0] <= 4.0
+    text = str(seedcore.load(tmp_path / "m.seed").info())
+    assert "alloc    rate allocation at 4 bits per weight, calibrated on input [8, 128]" in text
+    assert seedcore.load(tmp_path / "m.seed").info().as_dict()["rate_allocation"]["chosen"] == ra["chosen"]
     # an explicit codec or bits means that codec everywhere
     for kw in ({"codec": "prng"}, {"bits": 4}):
         s = seedcore.extract(net, example_inputs=x, progress=False, **kw)

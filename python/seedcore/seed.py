@@ -57,6 +57,7 @@ class SeedInfo:
     payload_bpw: float | None
     codecs: dict  # codec -> {"tensors": count, "params": elements, "bytes": payload bytes}
     tensors: tuple = field(default_factory=tuple)
+    rate_allocation: dict | None = None  # the provenance record of a rate-allocated extraction
 
     def as_dict(self) -> dict:
         return {
@@ -67,6 +68,7 @@ class SeedInfo:
             "n_float_params": self.n_float_params, "bpw": self.bpw, "payload_bpw": self.payload_bpw,
             "codecs": {k: dict(v) for k, v in self.codecs.items()},
             "tensors": [t.as_dict() for t in self.tensors],
+            "rate_allocation": self.rate_allocation,
         }
 
     def __str__(self) -> str:
@@ -93,8 +95,13 @@ class SeedInfo:
             "codecs   " + ", ".join(
                 f"{c}: {v['tensors']} tensors, {v['params']:,} values, {v['bytes']:,} bytes"
                 for c, v in self.codecs.items()),
-            "",
         ]
+        ra = self.rate_allocation
+        if isinstance(ra, dict):
+            lines.append(f"alloc    rate allocation at {ra.get('target_bpw')} bits per weight, calibrated on "
+                         f"{ra.get('calibration')}; predicted output distortion "
+                         f"{ra.get('predicted_distortion')} (relative squared error)")
+        lines.append("")
         for j, r in enumerate(rows):
             cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))]
             lines.append("  ".join(cells).rstrip())
@@ -288,6 +295,8 @@ class Seed:
             bpw=(8.0 * layout.file_length / n_float) if n_float else None,
             payload_bpw=(8.0 * float_payload / n_float) if n_float else None,
             codecs=codecs, tensors=tuple(rows),
+            rate_allocation=(self.provenance or {}).get("rate_allocation")
+            if isinstance(self.provenance, dict) else None,
         )
 
     def close(self) -> None:
