@@ -106,6 +106,8 @@ def test_ops_are_the_spec_table():
     (lambda g: g["nodes"].insert(1, node("mul_scalar", ["h"], "c", {"value": True})), "finite number"),
     (lambda g: g["nodes"].insert(1, node("normalize", ["h"], "c", {"axis": -1, "eps": -1e-12})), ">= 0"),
     (lambda g: g["nodes"].insert(1, node("layer_norm", ["h", None, None], "c", {"eps": -1.0})), ">= 0"),
+    (lambda g: g["nodes"].insert(1, node("transpose", ["h"], "c", {"perm": [1, 1]})), "not a permutation"),
+    (lambda g: g["nodes"].insert(1, node("transpose", ["h"], "c", {"perm": [0, 2]})), "not a permutation"),
 ])
 def test_malformed_graphs(mutate, message):
     g = copy.deepcopy(GOOD)

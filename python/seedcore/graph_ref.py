@@ -249,6 +249,9 @@ def _check_static(where: str, op: str, ins: list, attrs: dict, weight_shapes: Ma
         w = shape(1)
         if w is not None and len(w) != 2:
             raise SeedError(f"{where}: table {ins[1]!r} must be 2-D, has shape {list(w)}")
+    elif op == "transpose":
+        if sorted(attrs["perm"]) != list(range(len(attrs["perm"]))):
+            raise SeedError(f"{where}: perm {attrs['perm']} is not a permutation of 0..{len(attrs['perm']) - 1}")
     elif op == "reshape":
         if sum(1 for d in attrs["shape"] if d == -1) > 1:
             raise SeedError(f"{where}: shape {attrs['shape']} has more than one -1")
