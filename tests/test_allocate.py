@@ -126,6 +126,17 @@ def test_lenet_on_mnist_keeps_its_accuracy(tmp_path):
     assert acc >= ref_acc - 0.01
 
 
+def test_payload_bits_match_the_encoders():
+    from seedcore.codecs import get_codec
+    w = np.random.default_rng(6).standard_normal((24, 40)).astype(np.float32)
+    for spec, extra in (("prng:3", {}), ("prng:4.5", {}), ("prng", {"C": 10, "P": 5, "K": 12}), ("q4", {}),
+                        ("q8", {}), ("raw:float16", {}), ("raw", {})):
+        codec, opts = parse_codec_spec(spec)
+        opts = {**opts, **extra}
+        _, payload = get_codec(codec).encode(w, dict(opts, threads=1) if codec == "prng" else opts)
+        assert payload_bits(codec, opts, w.shape) == 8 * len(payload), spec
+
+
 def test_sampled_prng_error_estimate_is_close_to_exact():
     w = np.random.default_rng(5).standard_normal((64, 256)).astype(np.float32)  # 2048 blocks of 8
     exact = squared_error("prng", {"bits": 4.0}, w, sample_blocks=10**9)

@@ -83,7 +83,10 @@ def payload_bits(codec: str, options: Mapping, shape: Sequence[int]) -> int:
     from .codecs import get_codec, prng
 
     if codec == "prng":
-        C, P, K = prng.preset(options.get("bits", 4))
+        if {"C", "P", "K"} & set(options):  # explicit parameters, as prng.encode reads them
+            C, P, K = (int(options.get(k, d)) for k, d in zip("CPK", prng.preset(4.5)))
+        else:
+            C, P, K = prng.preset(options.get("bits", 4))
         params = {"C": C, "P": P, "K": K}
     elif codec == "raw":
         params = {"storage": options.get("storage", "float32")}
