@@ -107,6 +107,16 @@ def test_ops_are_the_spec_table():
     (lambda g: g["nodes"].insert(1, node("normalize", ["h"], "c", {"axis": -1, "eps": -1e-12})), ">= 0"),
     (lambda g: g["nodes"].insert(1, node("layer_norm", ["h", None, None], "c", {"eps": -1.0})), ">= 0"),
     (lambda g: g["nodes"].insert(1, node("transpose", ["h"], "c", {"perm": [1, 1]})), "not a permutation"),
+    (lambda g: g["nodes"].insert(1, node("embedding", ["h", "emb"], "c")),
+     r"input 0 'h' is float32, expected int64"),
+    (lambda g: [g["nodes"].insert(1, node("gelu", ["hi"], "c", {"approximate": "none"})),
+                g["nodes"].insert(1, node("cast", ["h"], "hi", {"dtype": "int64"}))],
+     r"input 0 'hi' is int64, expected float32"),
+    (lambda g: [g["nodes"].insert(1, node("add", ["h", "hi"], "c")),
+                g["nodes"].insert(1, node("cast", ["h"], "hi", {"dtype": "int64"}))], "different dtypes"),
+    (lambda g: [g["nodes"].insert(1, node("mul_scalar", ["hi"], "c", {"value": 0.5})),
+                g["nodes"].insert(1, node("cast", ["h"], "hi", {"dtype": "int64"}))], "non-integer value"),
+    (lambda g: g["outputs"][0].update(dtype="int64"), "declared int64 but the graph makes it float32"),
     (lambda g: g["nodes"].insert(1, node("transpose", ["h"], "c", {"perm": [0, 2]})), "not a permutation"),
 ])
 def test_malformed_graphs(mutate, message):
@@ -114,6 +124,16 @@ def test_malformed_graphs(mutate, message):
     mutate(g)
     with pytest.raises(SeedError, match=message):
         validate_graph(g, {k: v.shape for k, v in W.items()})
+
+
+def test_weight_dtypes_follow_the_arrays():
+    validate_graph(GOOD, W)                                   # arrays: their dtypes are checked
+    bad = {**W, "fc.weight": W["fc.weight"].astype(np.int64)}
+    with pytest.raises(SeedError, match=r"input 1 'fc.weight' is int64, expected float32"):
+        validate_graph(GOOD, bad)
+    with pytest.raises(SeedError, match=r"input 1 'fc.weight' is int64, expected float32"):
+        validate_graph(GOOD, {k: v.shape for k, v in W.items()}, {"fc.weight": "int32"})
+    validate_graph(GOOD, {k: v.shape for k, v in W.items()}, {"fc.weight": "bfloat16"})
 
 
 def test_bad_inputs_at_run_time():

@@ -577,7 +577,7 @@ def extract(
     if graph is not None:
         from .graph_ref import validate_graph
 
-        validate_graph(graph, {e.name: e.shape for e, _ in tensors})
+        validate_graph(graph, {e.name: e.shape for e, _ in tensors}, {e.name: e.dtype for e, _ in tensors})
     return Seed(tensors, model_name=source.model_name, model_source=source.description, graph=graph,
                 provenance=prov)
 

@@ -113,6 +113,56 @@ for _op in ("sum", "mean", "max"):
     OPS[_op] = (1, (), {"axes": (_int_list(None), _REQUIRED), "keepdim": (_bool, _REQUIRED)})
 
 
+# Value dtypes (section 4): what each input of an op takes ("f" float32, "i" int64,
+# "*" either) and the dtype of its output ("f", "i", "in0" = input 0's, "attr" = the
+# cast's dtype).  The native validator holds the same table (op_schemas, graph.cpp).
+_F1 = (("f",), "f")
+_ANY1 = (("*",), "in0")
+DTYPE_RULES: dict[str, tuple[tuple, str]] = {
+    "linear": (("f", "f", "f"), "f"), "matmul": (("f", "f"), "f"), "conv2d": (("f", "f", "f"), "f"),
+    "max_pool2d": _F1, "avg_pool_global": _F1, "batch_norm": (("f",) * 5, "f"),
+    "layer_norm": (("f", "f", "f"), "f"), "embedding": (("i", "f"), "f"), "arange_like": (("*",), "i"),
+    "select": _ANY1, "gelu": _F1, "clamp": _ANY1, "softmax": _F1, "normalize": _F1, "reshape": _ANY1,
+    "flatten": _ANY1, "transpose": _ANY1, "unsqueeze": _ANY1, "cast": (("*",), "attr"), "identity": _ANY1,
+    "relu": _F1, "tanh": _F1, "sigmoid": _F1, "exp": _F1, "sqrt": _F1, "neg": _ANY1,
+    "add": (("*", "*"), "in0"), "sub": (("*", "*"), "in0"), "mul": (("*", "*"), "in0"),
+    "div": (("f", "f"), "f"), "pow": (("f", "f"), "f"),
+    "add_scalar": _ANY1, "sub_scalar": _ANY1, "mul_scalar": _ANY1,
+    "div_scalar": (("f",), "in0"), "pow_scalar": (("f",), "in0"),
+    "sum": _ANY1, "mean": (("f",), "in0"), "max": _ANY1,
+}
+_DTYPE_NAME = {"f": "float32", "i": "int64"}
+
+
+def _ir_dtype(dtype: Any) -> str | None:
+    """A tensor's dtype as the IR sees it: "f" (float32) or "i" (int64); None if unknown."""
+    if dtype is None:
+        return None
+    if isinstance(dtype, str) and dtype == "bfloat16":  # not a numpy dtype
+        return "f"
+    kind = np.dtype(dtype).kind
+    return "f" if kind == "f" else "i" if kind in "iub" else None
+
+
+def _check_dtypes(where: str, op: str, ins: list, attrs: dict, dtypes: dict) -> str | None:
+    """Checks the node's input dtypes where known; returns its output's ("f"/"i"/None)."""
+    kinds, out = DTYPE_RULES[op]
+    have = [dtypes.get(name) if name is not None else None for name in ins]
+    for k, (name, want, got) in enumerate(zip(ins, kinds, have)):
+        if name is not None and got is not None and want != "*" and got != want:
+            raise SeedError(f"{where}: input {k} {name!r} is {_DTYPE_NAME[got]}, expected {_DTYPE_NAME[want]}")
+    if op in ("add", "sub", "mul") and None not in have[:2] and have[0] != have[1]:
+        raise SeedError(f"{where}: inputs {ins[0]!r} and {ins[1]!r} have different dtypes")
+    if op in ("add_scalar", "sub_scalar", "mul_scalar") and have[0] == "i" and float(attrs["value"]) != \
+            math.floor(float(attrs["value"])):
+        raise SeedError(f"{where}: a non-integer value on int64 input {ins[0]!r}; cast to float32 first")
+    if out == "in0":
+        return have[0]
+    if out == "attr":
+        return "f" if attrs["dtype"] == "float32" else "i"
+    return out
+
+
 def _node_where(i: int, node: Any) -> str:
     if isinstance(node, dict):
         op = node.get("op")
@@ -137,12 +187,16 @@ def _check_spec(where: str, spec: Any) -> None:
                         f"and non-empty strings, got {shape!r}")
 
 
-def validate_graph(graph: Any, weight_shapes: Mapping[str, Any]) -> None:
+def validate_graph(graph: Any, weight_shapes: Mapping[str, Any],
+                   weight_dtypes: Mapping[str, Any] | None = None) -> None:
     """Checks ``graph`` against section 4 of the spec: the exact key sets, known
     ops, their input counts and exact attributes (types and ranges), that every
-    value name is defined before it is used and defined once, and that every
-    graph output is produced.  ``weight_shapes``: name -> shape (or array) of
-    the file's tensors.  Raises ``SeedError`` naming the node index, op and path."""
+    value name is defined before it is used and defined once, that every graph
+    output is produced, and the dtype rules (each op's input dtypes, declared
+    output dtypes) wherever a value's dtype is known.  ``weight_shapes``: name ->
+    shape (or array) of the file's tensors; ``weight_dtypes``: name -> dtype
+    (default: the arrays' dtypes where ``weight_shapes`` holds arrays).  Raises
+    ``SeedError`` naming the node index, op and path."""
     if not isinstance(graph, dict):
         raise SeedError(f"graph: must be an object, got {type(graph).__name__}")
     if set(graph) != set(GRAPH_KEYS):
@@ -155,11 +209,15 @@ def validate_graph(graph: Any, weight_shapes: Mapping[str, Any]) -> None:
     if not graph["outputs"]:
         raise SeedError("graph: outputs is empty")
     defined: dict[str, str] = {name: "a tensor of the file" for name in weight_shapes}
+    if weight_dtypes is None:
+        weight_dtypes = {k: v.dtype for k, v in weight_shapes.items() if hasattr(v, "dtype")}
+    dtypes: dict[str, str | None] = {k: _ir_dtype(weight_dtypes.get(k)) for k in weight_shapes}
     for j, spec in enumerate(graph["inputs"]):
         _check_spec(f"graph: input {j}", spec)
         if spec["name"] in defined:
             raise SeedError(f"graph: input {j} {spec['name']!r}: the name is already {defined[spec['name']]}")
         defined[spec["name"]] = f"graph input {j}"
+        dtypes[spec["name"]] = "f" if spec["dtype"] == "float32" else "i"
     for i, node in enumerate(graph["nodes"]):
         where = _node_where(i, node)
         if not isinstance(node, dict) or set(node) != set(NODE_KEYS):
@@ -210,11 +268,16 @@ def validate_graph(graph: Any, weight_shapes: Mapping[str, Any]) -> None:
             if problem:
                 raise SeedError(f"{where}: attribute {a!r} must be {problem}, got {attrs[a]!r}")
         _check_static(where, op, ins, attrs, weight_shapes)
+        dtypes[outs[0]] = _check_dtypes(where, op, ins, attrs, dtypes)
     for j, spec in enumerate(graph["outputs"]):
         _check_spec(f"graph: output {j}", spec)
         origin = defined.get(spec["name"])
         if origin is None or origin == "a tensor of the file":
             raise SeedError(f"graph: output {j} {spec['name']!r} is not produced by a node nor a graph input")
+        made = dtypes.get(spec["name"])
+        if made is not None and _DTYPE_NAME[made] != spec["dtype"]:
+            raise SeedError(f"graph: output {j} {spec['name']!r} is declared {spec['dtype']} but the graph "
+                            f"makes it {_DTYPE_NAME[made]}")
     names = [s["name"] for s in graph["outputs"]]
     if len(set(names)) != len(names):
         raise SeedError("graph: outputs name the same value twice")
@@ -592,7 +655,8 @@ def run_graph(graph: dict, weights: Mapping[str, np.ndarray], inputs: Mapping[st
     graph's input spec says, shapes matching its fixed and symbolic dims).
     Returns {output name: array}.  Any problem is a ``SeedError`` naming the
     input or the node (index, op, path)."""
-    validate_graph(graph, {k: np.shape(v) for k, v in weights.items()})
+    validate_graph(graph, {k: np.shape(v) for k, v in weights.items()},
+                   {k: np.asarray(v).dtype for k, v in weights.items()})
     if not isinstance(inputs, Mapping):
         raise SeedError(f"graph inputs must be a mapping name -> array, got {type(inputs).__name__}")
     names = [s["name"] for s in graph["inputs"]]

@@ -68,7 +68,8 @@ def check_graph(graph: Any, weights: Mapping[str, np.ndarray], where: str = "gra
     from .graph_ref import validate_graph
 
     try:
-        validate_graph(graph, {k: np.shape(v) for k, v in weights.items()})
+        validate_graph(graph, {k: np.shape(v) for k, v in weights.items()},
+                       {k: np.asarray(v).dtype for k, v in weights.items()})
     except SeedError as e:
         raise SeedError(f"{where}: {e}" if where else str(e)) from None
 
