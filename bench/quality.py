@@ -68,8 +68,7 @@ def minilm_rows() -> list[dict]:
         out = model.run({"input_ids": ids, "attention_mask": mask})["sentence_embedding"].astype(np.float64)
         cos = (out * ref).sum(1) / np.linalg.norm(out, axis=1) / np.linalg.norm(ref, axis=1)
         ra = seed.provenance["rate_allocation"]
-        label = (f"**default**: rate allocation at {target:g} bpw" if target == DEFAULT_TARGET_BPW
-                 else f"rate allocation at {target:g} bpw")
+        label = _allocation_label(target)
         rows.append({"what": label, "bpw": seedcore.load(path).info().bpw,
                      "mean": float(cos.mean()), "min": float(cos.min()),
                      "pred": 1 - ra["predicted_distortion"] / 2, "counts": ra["counts"],
@@ -83,6 +82,11 @@ def minilm_rows() -> list[dict]:
         rows.append({"what": label, "bpw": seedcore.load(path).info().bpw,
                      "mean": float(cos.mean()), "min": float(cos.min())})
     return rows
+
+
+def _allocation_label(target: float) -> str:
+    label = f"rate allocation at {target:g} bpw"
+    return f"**default**: {label}" if target == DEFAULT_TARGET_BPW else label
 
 
 def minilm_allocated(module, tokenize, target: float):
@@ -133,8 +137,7 @@ def mobilenet_rows() -> tuple[list[dict], str]:
         model = seedcore.assemble(path)
         got = next(iter(model.run({model.input_specs[0]["name"]: x}, threads=0).values())).argmax(1)
         ra = seed.provenance["rate_allocation"]
-        label = (f"**default**: rate allocation at {target:g} bpw" if target == DEFAULT_TARGET_BPW
-                 else f"rate allocation at {target:g} bpw")
+        label = _allocation_label(target)
         rows.append({"what": label, "bpw": 8 * path.stat().st_size / nparams,
                      "agree": float((got == ref).mean()), "counts": ra["counts"]})
     for codec, bits in MOBILENET_CODECS:

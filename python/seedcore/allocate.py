@@ -244,7 +244,8 @@ def allocate(graph: Mapping, weights: Mapping[str, np.ndarray], names: Sequence[
             progress(name)
         w = np.ascontiguousarray(base[name], dtype=np.float32)
         probe = _round_trip("q4", {}, w.reshape(-1), threads).reshape(w.shape)
-        probe_err = float(((probe.astype(np.float64) - w) ** 2).sum())
+        d = probe.astype(np.float64).reshape(-1) - w.reshape(-1)
+        probe_err = float(d @ d)  # = squared_error("q4", {}, w): reused for the q4 candidate below
         if probe_err > 0:
             got = _outputs(Model({**base, name: probe}, graph=graph, name="calibration"), inputs, threads)
             gain = float(((got - ref) ** 2).sum()) / ref_energy / probe_err
@@ -252,7 +253,7 @@ def allocate(graph: Mapping, weights: Mapping[str, np.ndarray], names: Sequence[
             gain = 0.0
         options = []
         for codec, opts in specs:
-            e = squared_error(codec, opts, w, threads)
+            e = probe_err if (codec, opts) == ("q4", {}) else squared_error(codec, opts, w, threads)
             options.append((codec, opts, payload_bits(codec, opts, w.shape), gain * e, e))
         rows.append((name, gain, options))
 

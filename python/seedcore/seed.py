@@ -295,8 +295,7 @@ class Seed:
             bpw=(8.0 * layout.file_length / n_float) if n_float else None,
             payload_bpw=(8.0 * float_payload / n_float) if n_float else None,
             codecs=codecs, tensors=tuple(rows),
-            rate_allocation=(self.provenance or {}).get("rate_allocation")
-            if isinstance(self.provenance, dict) else None,
+            rate_allocation=self.provenance.get("rate_allocation") if isinstance(self.provenance, dict) else None,
         )
 
     def close(self) -> None:
