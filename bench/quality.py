@@ -11,8 +11,10 @@
   with the 21 per-channel-small tensors (< 32 weights per output channel: the
   first conv and the depthwise convs) kept as float16.
 - The default extraction of a captured module: rate allocation (target_bpw,
-  seedcore.allocate) at 4 bpw, calibrated on inputs other than the judged ones;
-  for MobileNetV2 also at 5 and 6 bpw, to show what the target costs.
+  seedcore.allocate) at 4 bpw with data-aware rounding (gptq, seedcore.gptq),
+  calibrated on inputs other than the judged ones; for MobileNetV2 also at 5 and
+  6 bpw, to show what the target costs; and at 4 bpw with plain rounding
+  (gptq=False), to show what the data-aware rounding adds.
 
     python bench/quality.py [--write]
 """
@@ -26,6 +28,7 @@ import time
 import numpy as np
 
 import seedcore
+from seedcore.demo import CALIBRATION_SENTENCES
 from seedcore.extract import DEFAULT_TARGET_BPW
 
 from _common import OUT, machine, minilm_seed, write_section
@@ -45,8 +48,9 @@ MINILM_CODECS = [("q8", None, "q8 (baseline)"), ("q4", None, "q4 / Q4_0 (baselin
                  ("prng", 4.5, "prng 4.5 bpw"), ("prng", 4, "prng 4 bpw everywhere"),
                  ("prng", 3, "prng 3 bpw"), ("stats", None, "stats (no knowledge; = random init)")]
 MOBILENET_CODECS = [("raw", None), ("q8", None), ("q4", None), ("prng", 4.5), ("prng", 4)]
-ALLOC_TARGETS = (4.0,)               # MiniLM: each takes about 5 minutes to encode (cached)
-MOBILENET_ALLOC_TARGETS = (4.0, 5.0, 6.0)
+# (target bpw, gptq): MiniLM rows take about 5 minutes each to encode (cached in bench/out/)
+ALLOC_TARGETS = ((4.0, True), (4.0, False))
+MOBILENET_ALLOC_TARGETS = ((4.0, True), (5.0, True), (6.0, True), (4.0, False))
 
 
 def minilm_rows() -> list[dict]:
@@ -62,13 +66,13 @@ def minilm_rows() -> list[dict]:
                              codec="raw", progress=False, input_names=["input_ids", "attention_mask"],
                              output_names=["sentence_embedding"], dynamic_axes=axes).graph
     rows = []
-    for target in ALLOC_TARGETS:
-        path, seconds, seed = minilm_allocated(module, tokenize, target)
+    for target, gptq in ALLOC_TARGETS:
+        path, seconds, seed = minilm_allocated(module, tokenize, target, gptq)
         model = seedcore.assemble(path)
         out = model.run({"input_ids": ids, "attention_mask": mask})["sentence_embedding"].astype(np.float64)
         cos = (out * ref).sum(1) / np.linalg.norm(out, axis=1) / np.linalg.norm(ref, axis=1)
         ra = seed.provenance["rate_allocation"]
-        label = _allocation_label(target)
+        label = _allocation_label(target, gptq)
         rows.append({"what": label, "bpw": seedcore.load(path).info().bpw,
                      "mean": float(cos.mean()), "min": float(cos.min()),
                      "pred": 1 - ra["predicted_distortion"] / 2, "counts": ra["counts"],
@@ -84,25 +88,25 @@ def minilm_rows() -> list[dict]:
     return rows
 
 
-def _allocation_label(target: float) -> str:
-    label = f"rate allocation at {target:g} bpw"
-    return f"**default**: {label}" if target == DEFAULT_TARGET_BPW else label
+def _allocation_label(target: float, gptq: bool) -> str:
+    label = f"rate allocation at {target:g} bpw" + ("" if gptq else ", plain rounding (gptq=False)")
+    return f"**default**: {label}" if target == DEFAULT_TARGET_BPW and gptq else label
 
 
-def minilm_allocated(module, tokenize, target: float):
+def minilm_allocated(module, tokenize, target: float, gptq: bool = True):
     """MiniLM extracted from the module with rate allocation at ``target`` bpw,
     calibrated on seedcore.demo's CALIBRATION_SENTENCES (not the test sentences);
     cached in bench/out/.  Returns (path, encode seconds, Seed)."""
     import torch
 
-    from seedcore.demo import CALIBRATION_SENTENCES
-    path = OUT / f"minilm-alloc{target:g}-v{seedcore.__version__}.seed"
+    path = OUT / f"minilm-alloc{target:g}{'-gptq' if gptq else ''}-v{seedcore.__version__}.seed"
     if not path.exists():
         print(f"encoding MiniLM with rate allocation at {target:g} bpw (cached at {path}) ...", file=sys.stderr)
         cids, cmask = tokenize(list(CALIBRATION_SENTENCES))
         axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}}
-        seedcore.extract(module, example_inputs=(torch.as_tensor(cids), torch.as_tensor(cmask)),
-                         target_bpw=target, input_names=["input_ids", "attention_mask"],
+        cids, cmask = torch.as_tensor(cids), torch.as_tensor(cmask)
+        seedcore.extract(module, example_inputs=(cids[:2], cmask[:2]), calibration=(cids, cmask),
+                         target_bpw=target, gptq=gptq, input_names=["input_ids", "attention_mask"],
                          output_names=["sentence_embedding"], dynamic_axes=axes,
                          name="all-MiniLM-L6-v2").save(path)
     seed = seedcore.load(path)
@@ -129,15 +133,15 @@ def mobilenet_rows() -> tuple[list[dict], str]:
     nparams = sum(int(np.prod(t.shape)) for t in base.tensors)
     rows = []
     cal = torch.as_tensor(zoo.sample_image_crops(n=16, seed=1))  # other crops than the 200 judged
-    for target in MOBILENET_ALLOC_TARGETS:
+    for target, gptq in MOBILENET_ALLOC_TARGETS:
         seed = seedcore.extract(module, example_inputs=(cal[:2],), calibration=(cal,), target_bpw=target,
-                                progress=False)
+                                gptq=gptq, progress=False)
         path = OUT / "mobilenet-quality.seed"
         seed.save(path)
         model = seedcore.assemble(path)
         got = next(iter(model.run({model.input_specs[0]["name"]: x}, threads=0).values())).argmax(1)
         ra = seed.provenance["rate_allocation"]
-        label = _allocation_label(target)
+        label = _allocation_label(target, gptq)
         rows.append({"what": label, "bpw": 8 * path.stat().st_size / nparams,
                      "agree": float((got == ref).mean()), "counts": ra["counts"]})
     for codec, bits in MOBILENET_CODECS:
@@ -169,8 +173,10 @@ def render(minilm: list[dict], mobilenet: list[dict], margin_note: str) -> str:
              "| seed | bits/weight | mean cosine | min cosine |", "|---|---|---|---|"]
     lines += [f"| {r['what']} | {r['bpw']:.2f} | {r['mean']:.4f} | {r['min']:.4f} |" for r in minilm]
     lines += ["", "Rate allocation (`extract(module, example_inputs=..., target_bpw=...)`, the default of a "
-              "captured module with 4.0 bpw): each tensor's sensitivity measured on 8 calibration "
-              "sentences (seedcore.demo.CALIBRATION_SENTENCES, none of the 16 above); codecs chosen:"]
+              "captured module with 4.0 bpw): each tensor's sensitivity measured on "
+              f"{len(CALIBRATION_SENTENCES)} calibration sentences (seedcore.demo.CALIBRATION_SENTENCES, none of the 16 above), which also give "
+              "the input second moments for data-aware rounding (gptq: error feedback onto the "
+              "columns not yet encoded, `seedcore.gptq`); codecs chosen:"]
     lines += [f"- {r['what']}: {_counts(r['counts'])}; predicted mean cosine {r['pred']:.4f}; "
               f"encoding {r['seconds']:.0f} s" for r in minilm if "counts" in r]
     lines += ["", "MobileNetV2 (ImageNet): top-1 agreement with the original on 200 fixed crops of "

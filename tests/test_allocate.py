@@ -77,16 +77,24 @@ def test_prediction_matches_the_assembled_model(tmp_path):
     uniform = seedcore.extract(net, example_inputs=cal[:2], codec="prng", bits=4, progress=False)
     ubpw, umodel = seed_bpw(uniform, tmp_path)
     uniform_actual = rel_distortion(umodel(cal.numpy()), ref)
+    # the prediction models plain rounding (gptq=False); data-aware rounding then does better
     seed = seedcore.extract(net, example_inputs=cal[:2], calibration=(cal,), target_bpw=ubpw + 0.1,
-                            progress=False)
+                            gptq=False, progress=False)
     pred = seed.provenance["rate_allocation"]["predicted_distortion"]
     bpw, model = seed_bpw(seed, tmp_path)
     actual = rel_distortion(model(cal.numpy()), ref)
+    default = seedcore.extract(net, example_inputs=cal[:2], calibration=(cal,), target_bpw=ubpw + 0.1,
+                               progress=False)
+    assert default.provenance["options"]["gptq"] is True and default.provenance["gptq"]["tensors"] == 3
+    assert default.provenance["rate_allocation"]["chosen"] == seed.provenance["rate_allocation"]["chosen"]
+    gbpw, gmodel = seed_bpw(default, tmp_path)
+    with_gptq = rel_distortion(gmodel(cal.numpy()), ref)
     print(f"uniform prng 4: {ubpw:.3f} bpw, distortion {uniform_actual:.3e}; allocated: {bpw:.3f} bpw, "
-          f"predicted {pred:.3e}, actual {actual:.3e}")
-    assert bpw <= ubpw + 0.1
+          f"predicted {pred:.3e}, actual {actual:.3e}; with gptq {gbpw:.3f} bpw, {with_gptq:.3e}")
+    assert bpw <= ubpw + 0.1 and gbpw <= ubpw + 0.1
     assert 0.5 * actual <= pred <= 2.0 * actual
     assert actual <= 1.05 * uniform_actual
+    assert with_gptq < 0.8 * actual
 
 
 def test_default_extraction_of_a_captured_module_is_rate_allocated(tmp_path):

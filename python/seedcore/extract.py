@@ -410,6 +410,7 @@ def extract(
     dynamic_axes: Mapping | None = None,
     target_bpw: float | None = None,
     calibration: Any = None,
+    gptq: bool | None = None,
 ) -> Seed:
     """Encodes a model's weights into a ``Seed``.
 
@@ -448,8 +449,13 @@ def extract(
              ``target_bpw`` bits per weight over the whole file (sensitivity
              measured on the native executor; see ``seedcore.allocate``).
              ``codec`` must then be "prng" and ``bits`` left out.
-    calibration  inputs for rate allocation, in the form of ``example_inputs``
-             (or a dict by input name); default: ``example_inputs``.
+    calibration  inputs for rate allocation and ``gptq``, in the form of
+             ``example_inputs`` (or a dict by input name); default: ``example_inputs``.
+    gptq     data-aware rounding (``seedcore.gptq``): q4 / q8 / prng weights of
+             linear and ungrouped conv2d layers are encoded by GPTQ-style error
+             feedback against their inputs' second moments on ``calibration``
+             (same file format, lower output error). Needs ``example_inputs``.
+             Default: on with rate allocation, off otherwise.
     """
     t0 = time.perf_counter()
     if codec is None:
@@ -468,8 +474,12 @@ def extract(
         if codec != "prng" or bits is not None:
             raise SeedError("extract: target_bpw chooses the codec and bits of each tensor; "
                             "leave codec at 'prng' and bits out")
-    elif calibration is not None:
-        raise SeedError("extract: calibration inputs are only used with target_bpw")
+    if gptq is None:
+        gptq = target_bpw is not None
+    if gptq and example_inputs is None:
+        raise SeedError("extract: gptq (data-aware rounding) needs a module and example_inputs")
+    if target_bpw is None and not gptq and calibration is not None:
+        raise SeedError("extract: calibration inputs are only used with target_bpw or gptq")
     graph = None
     if example_inputs is not None:
         source, graph = _captured_source(src, name, example_inputs, input_names, output_names, dynamic_axes)
@@ -504,10 +514,25 @@ def extract(
         plan = [(tname, obj, dtype, shape) + chosen.get(tname, (c, opts))
                 for tname, obj, dtype, shape, c, opts in plan]
 
+    hessians: dict = {}
+    if gptq:
+        from . import gptq as _gptq
+
+        names = [p[0] for p in plan if _gptq.eligible(p[4], p[5], p[3])]
+        cal = calibration if calibration is not None else example_inputs
+        if isinstance(cal, Mapping):
+            order = [s["name"] for s in graph["inputs"]]
+            missing = [n for n in order if n not in cal]
+            if missing:
+                raise SeedError(f"extract: calibration has no input {missing[0]!r}")
+            cal = tuple(cal[n] for n in order)
+        hessians = _gptq.collect_hessians(src, cal, graph, names)
+
     desc = "extract (rate-allocated)" if allocation is not None else f"extract {codec}"
     bar = _progress_bar(progress, total, desc)
     tensors = []
     counts: dict = {}
+    gptq_done: list = []
     try:
         for tname, obj, dtype, shape, c, opts in plan:
             if bar is not None:
@@ -539,7 +564,12 @@ def extract(
                         _bar.update(k)
                     options["progress"] = _tick
             try:
-                params, payload = get_codec(c).encode(x, options)
+                if tname in hessians:
+                    params, payload, _ = _gptq.encode(c, options, x, hessians[tname], threads=threads,
+                                                      progress=options.get("progress"))
+                    gptq_done.append(tname)
+                else:
+                    params, payload = get_codec(c).encode(x, options)
             except ValueError as e:
                 raise SeedError(f"{where}: tensor {tname!r}: {e}") from None
             if bar is not None:
@@ -562,10 +592,12 @@ def extract(
                 "codec": codec,
                 "bits": bits,
                 "target_bpw": target_bpw,
+                "gptq": bool(gptq),
                 "rules": [[r.source, r.codec, r.options] for r in rule_list],
             },
             "codecs": counts,
             **({"rate_allocation": allocation.summary()} if allocation is not None else {}),
+            **({"gptq": {"tensors": len(gptq_done), "damp": _gptq.DAMP}} if gptq else {}),
             "encode_seconds": round(time.perf_counter() - t0, 3),
             "numpy": np.__version__,
         }

@@ -1,0 +1,265 @@
+"""Data-aware rounding (GPTQ-style error feedback) for the block codecs.
+
+Plain encoding rounds every weight block to its nearest code. But a layer's
+output error is ``ΔW X``, not ``ΔW``: what matters is the error weighted by the
+second moment of the layer's inputs, ``H = E[x xᵀ]``. GPTQ (Frantar et al.,
+"GPTQ: Accurate Post-Training Quantization for Generative Pre-trained
+Transformers", 2022) encodes the input columns of a weight matrix left to right
+and, after each group, moves the group's rounding error onto the columns not yet
+encoded, where the inputs' correlations let it be compensated:
+
+    W[:, rest] -= E_g · U_gg⁻¹ · U_g,rest        U = upper Cholesky factor of H⁻¹
+
+(for a group of one column this is GPTQ's ``err / U_jj · U_j,rest``). The file
+format does not change: the result is an ordinary q4 / q8 / prng payload, decoded
+as any other; only the encoder's choice of codes differs.
+
+Applies to ``linear`` weights and ungrouped ``conv2d`` weights (columns = input
+features, or input channel × kernel positions as ``unfold`` orders them) whose
+column count is a multiple of the codec's block (32 for q4/q8, C for prng), so
+that every block lies in one row. ``H`` is measured on calibration inputs with
+torch forward hooks (``collect_hessians``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import SeedError
+
+#: GPTQ's damping: λ = DAMP · mean(diag H) added to the diagonal.
+DAMP = 0.01
+GROUPED_CODECS = ("q4", "q8", "prng")
+
+
+def block_size(codec: str, params_or_options: Mapping) -> int:
+    if codec in ("q4", "q8"):
+        return 32
+    if codec == "prng":
+        from .codecs import prng
+
+        o = params_or_options
+        if "C" in o:
+            return int(o["C"])
+        return prng.preset(o.get("bits", 4.5))[0]
+    raise SeedError(f"gptq: codec {codec!r} has no block structure")
+
+
+def weight_nodes(graph: Mapping) -> dict[str, dict]:
+    """weight name -> the node that reads it as W, for linear and ungrouped conv2d."""
+    out: dict[str, dict] = {}
+    for node in graph.get("nodes", []):
+        op = node.get("op")
+        if op not in ("linear", "conv2d") or len(node["in"]) < 2:
+            continue
+        if op == "conv2d" and node["attrs"].get("groups", 1) != 1:
+            continue
+        w = node["in"][1]
+        if w in out:  # read by two nodes: their inputs differ; leave it to plain rounding
+            out[w] = None
+        else:
+            out[w] = node
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def collect_hessians(module, calibration: Any, graph: Mapping, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """H = mean over calibration rows of x xᵀ (float64) for each weight in ``names``
+    read by a linear / ungrouped conv2d node, from forward pre-hooks on the module
+    at the node's path. ``calibration``: the module's positional inputs (a tensor or
+    a tuple of tensors)."""
+    import torch
+    import torch.nn.functional as F
+
+    nodes = weight_nodes(graph)
+    acc: dict[str, list] = {}
+    hooks = []
+    try:
+        for name in names:
+            node = nodes.get(name)
+            if node is None or not node.get("path"):
+                continue
+            try:
+                mod = module.get_submodule(node["path"])
+            except AttributeError:
+                continue
+            if node["op"] == "conv2d":
+                a = node["attrs"]
+                if not isinstance(mod, torch.nn.Conv2d):
+                    continue
+                ks = tuple(mod.kernel_size)
+
+                def hook(m, args, _name=name, _a=a, _ks=ks):
+                    x = args[0].detach()
+                    cols = F.unfold(x.float(), _ks, dilation=tuple(_a["dilation"]), padding=tuple(_a["padding"]),
+                                    stride=tuple(_a["stride"]))  # [N, K, L]
+                    rows = cols.transpose(1, 2).reshape(-1, cols.shape[1]).double()
+                    _add(acc, _name, rows)
+            else:
+                if not isinstance(mod, torch.nn.Linear):
+                    continue
+
+                def hook(m, args, _name=name):
+                    x = args[0].detach()
+                    _add(acc, _name, x.reshape(-1, x.shape[-1]).double())
+            hooks.append(mod.register_forward_pre_hook(hook))
+        args = calibration if isinstance(calibration, (tuple, list)) else (calibration,)
+        with torch.no_grad():
+            module(*args)
+    finally:
+        for h in hooks:
+            h.remove()
+    return {k: (h / max(n, 1)).numpy() for k, (h, n) in acc.items()}
+
+
+def _add(acc: dict, name: str, rows) -> None:
+    h = rows.T @ rows
+    if name in acc:
+        acc[name][0] += h
+        acc[name][1] += rows.shape[0]
+    else:
+        acc[name] = [h, rows.shape[0]]
+
+
+def _upper_inverse_cholesky(h: np.ndarray, damp: float) -> np.ndarray:
+    """U with Uᵀ U = (H + λI)⁻¹, U upper triangular; dead inputs (zero diagonal) get 1."""
+    h = np.array(h, dtype=np.float64, copy=True)
+    diag = np.diag(h).copy()
+    dead = diag <= 0
+    h[dead, dead] = 1.0
+    lam = damp * float(np.mean(np.diag(h)))
+    h[np.diag_indices_from(h)] += lam
+    for _ in range(6):
+        try:
+            hinv = np.linalg.inv(np.linalg.cholesky(h))  # L⁻¹, H⁻¹ = L⁻ᵀ L⁻¹
+            hinv = hinv.T @ hinv
+            return np.linalg.cholesky(hinv).T
+        except np.linalg.LinAlgError:
+            lam *= 10
+            h[np.diag_indices_from(h)] += lam
+    raise SeedError("gptq: the calibration Hessian is not positive definite even with damping")
+
+
+def _round_half_away(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def _blockq_group(wg: np.ndarray, codec: str, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One 32-column group of a q4/q8 matrix with GPTQ inside the group: returns
+    (scales float16 [rows], codes int8 [rows, 32] as stored, dequantised [rows, 32], scaled errors [rows, 32])."""
+    w = wg.astype(np.float64, copy=True)
+    rows, g = w.shape
+    w32 = w.astype(np.float32)
+    with np.errstate(over="ignore"):  # the scales as the plain encoders compute them (float32)
+        if codec == "q8":
+            d16 = (np.max(np.abs(w32), axis=1) / np.float32(127)).astype(np.float16)
+        else:
+            mx = w32[np.arange(rows), np.argmax(np.abs(w32), axis=1)]
+            d16 = (mx / np.float32(-8)).astype(np.float16)
+    if not np.all(np.isfinite(d16)):
+        raise SeedError(f"gptq: a {codec} block scale overflows float16")
+    d = d16.astype(np.float32)
+    safe = np.where(d == 0, np.float32(1), d)
+    codes = np.zeros((rows, g), np.int8)
+    deq = np.zeros((rows, g))
+    errs = np.zeros((rows, g))
+    for j in range(g):
+        x = w[:, j]
+        r = _round_half_away(x.astype(np.float32) / safe)
+        if codec == "q8":
+            q = np.where(d == 0, 0, np.clip(r, -127, 127))
+            v = (d * q.astype(np.float32)).astype(np.float64)
+        else:
+            q = np.where(d == 0, 8, np.clip(r + 8, 0, 15))
+            v = (d * (q - 8).astype(np.float32)).astype(np.float64)
+        codes[:, j] = q
+        deq[:, j] = v
+        e = (x - v) / u[j, j]
+        errs[:, j] = e
+        if j + 1 < g:
+            w[:, j + 1:] -= np.outer(e, u[j, j + 1:g])
+    return d16, codes, deq, errs
+
+
+def encode(codec: str, options: Mapping, w: np.ndarray, h: np.ndarray, *, damp: float = DAMP,
+           threads: int = 0, progress: Callable[[int], None] | None = None) -> tuple[dict, bytes, np.ndarray]:
+    """Encodes ``w`` (float32, [rows, ...]; columns = its trailing dims flattened)
+    with ``codec`` (q4, q8 or prng) choosing codes by GPTQ against ``h``.
+    Returns (params, payload, the decoded tensor)."""
+    shape = w.shape
+    w2 = np.asarray(w, dtype=np.float64).reshape(shape[0], -1).copy()
+    rows, k = w2.shape
+    if h.shape != (k, k):
+        raise SeedError(f"gptq: Hessian shape {h.shape} does not match {k} columns")
+    g = block_size(codec, options)
+    if k % g:
+        raise SeedError(f"gptq: {k} columns are not a multiple of the {codec} block ({g})")
+    u = _upper_inverse_cholesky(h, damp)
+    out = np.empty((rows, k), np.float32)
+    if codec in ("q4", "q8"):
+        nbr = k // 32  # blocks per row
+        d16 = np.empty((rows, nbr), np.float16)
+        codes = np.empty((rows, k), np.int8)
+        for gi, a in enumerate(range(0, k, 32)):
+            b = a + 32
+            d, q, deq, errs = _blockq_group(w2[:, a:b], codec, u[a:b, a:b])
+            d16[:, gi], codes[:, a:b], out[:, a:b] = d, q, deq
+            if b < k:
+                w2[:, b:] -= errs @ u[a:b, b:]
+            if progress is not None:
+                progress(rows * 32)
+        d16 = d16.reshape(-1)
+        q = codes.reshape(-1, 32)
+        if codec == "q8":
+            payload = d16.astype("<f2").tobytes() + q.tobytes()
+        else:
+            qu = q.astype(np.uint8)
+            payload = d16.astype("<f2").tobytes() + (qu[:, :16] | (qu[:, 16:] << np.uint8(4))).tobytes()
+        return {"block": 32}, payload, out.reshape(shape)
+    from . import _native
+    from .codecs import prng
+
+    opts = dict(options)
+    if {"C", "P", "K"} & set(opts):
+        C, P, K = (int(opts.get(x, dflt)) for x, dflt in zip("CPK", prng.preset(4.5)))
+    else:
+        C, P, K = prng.preset(opts.get("bits", 4.5))
+    e0 = int(opts["exp_bias"]) if "exp_bias" in opts else prng.choose_exp_bias(np.asarray(w, np.float32))
+    params = {"C": C, "P": P, "K": K, "exp_bias": e0}
+    prng.validate_params(params, shape, "float32")
+    q_tab, basis, pinv = prng.search_tables(C, P, K)
+    table = prng.basis_table(C, P, K)
+    nbr = k // C
+    seeds = np.empty((rows, nbr), np.uint32)
+    exps = np.empty((rows, nbr), np.uint8)
+    mants = np.empty((rows, nbr, P), np.int8)
+    cand = int(opts.get("candidates", 32))
+    impl = str(opts.get("impl", "auto"))
+    for gi, a in enumerate(range(0, k, C)):
+        b = a + C
+        blocks = np.ascontiguousarray(w2[:, a:b], dtype=np.float32)
+        s, e, m, _, _ = _native.prng_search(blocks, q_tab, basis, pinv, K, e0, cand, impl, threads)
+        seeds[:, gi], exps[:, gi], mants[:, gi] = s, e, m
+        uu = table[np.asarray(s, np.int64) - 1].astype(np.int32)  # (rows, C, P)
+        acc = np.einsum("rcp,rp->rc", uu, np.asarray(m, np.int32))
+        scale = np.ldexp(np.float32(1.0), np.asarray(e, np.int32) + (e0 - (K - 1))).astype(np.float32)
+        deq = acc.astype(np.float32) * scale[:, None]
+        out[:, a:b] = deq
+        if b < k:
+            err = w2[:, a:b] - deq
+            # the group's error, carried onto the columns not yet encoded: E · U_gg⁻¹ · U_g,rest
+            w2[:, b:] -= err @ np.linalg.solve(u[a:b, a:b], u[a:b, b:])
+        if progress is not None:
+            progress(rows * C)
+    payload = (prng._pack_bits(seeds.reshape(-1), K) + prng._pack_nibbles(exps.reshape(-1))
+               + prng._pack_nibbles(mants.reshape(-1)))
+    return params, payload, out.reshape(shape)
+
+
+def eligible(codec: str, options: Mapping, shape: Sequence[int]) -> bool:
+    if codec not in GROUPED_CODECS or len(shape) < 2:
+        return False
+    k = int(np.prod(shape[1:]))
+    return k % block_size(codec, options) == 0
