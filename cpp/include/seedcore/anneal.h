@@ -64,7 +64,7 @@ struct AnnealConfig {
   Schedule schedule = Schedule::geometric;
   int64_t reheat = 0;          // extra cycles: the steps split into reheat + 1 cycles
   double reheat_factor = 0.5;  // cycle c starts at t0 * reheat_factor^c, from the best state
-  double proposal_scale = 0.1; // initial step size, in units of each tensor's sigma
+  double proposal_scale = 1.0; // initial step size, in units of each tensor's sigma
   bool adapt_scale = true;     // Robbins-Monro on log(scale) toward target_accept, per tensor
   double target_accept = 0.25;
   double fraction = 0.01;      // coordinates perturbed per proposal: ceil(fraction * size)
@@ -81,7 +81,7 @@ struct EvolveConfig {
   int64_t population = 16;
   int64_t elite = 2;            // the best `elite` pass unchanged to the next generation
   int64_t tournament = 3;       // parents: the best of `tournament` random individuals
-  double mutation_scale = 0.1;  // in units of each tensor's sigma
+  double mutation_scale = 1.0;  // in units of each tensor's sigma
   double fraction = 0.01;       // coordinates mutated per tensor: ceil(fraction * size)
   double crossover = 0.5;       // probability a child mixes two parents (per tensor, uniform)
   bool adapt_scale = true;      // the 1/5 success rule on mutation_scale, per generation
