@@ -14,6 +14,7 @@
 #include <new>
 #include <vector>
 
+#include "anneal.h"
 #include "encode.h"
 #include "graph.h"
 #include "seedcore/cpu.h"
@@ -312,4 +313,5 @@ PYBIND11_MODULE(_native, m) {
 
   seedcore_py::bind_encode(m);
   seedcore_py::bind_graph(m);
+  seedcore_py::bind_anneal(m);
 }

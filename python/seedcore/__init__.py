@@ -8,6 +8,7 @@ again, decoded by a fast, dependency-free native core.
 """
 
 from ._version import __version__
+from .anneal import Anneal, Evolve
 from .assemble import assemble, cpu_features
 from .errors import SeedError
 from .extract import extract

@@ -66,6 +66,13 @@ class Graph {
   // `inputs` in the order of inputs(); returns outputs in the order of outputs().
   std::vector<Tensor> run(const std::vector<TensorRef>& inputs, unsigned threads = 1, Isa isa = auto_isa()) const;
 
+  // Weight updates in place (annealing, issue 4): after the caller changed the borrowed
+  // memory of the weights `names`, re-derives what the Graph computed from them at load
+  // (the packed linear/conv2d panels), for those tensors only; the next run() then gives
+  // the same bits as a Graph freshly built over the changed weights. SeedError for a
+  // name that is not one of the graph's weights. Not concurrent with run().
+  void refresh_weights(const std::vector<std::string>& names);
+
   struct Impl;  // opaque (graph.cpp)
 
  private:

@@ -979,3 +979,48 @@ std::vector<Tensor> run_nodes(const Graph::Impl& g, const std::vector<TensorRef>
 }  // namespace
 
 }  // namespace seedcore
+
+// --- Graph::refresh_weights (issue 4: weights changed in place) -------------------
+// The only load-time data derived from weight values is the packed GEMM panels of
+// linear and groups-1 conv2d weights (the constructor's packing block); this repacks
+// exactly those, with the same kernel table and the same GemmArgs, for the named
+// weights only.
+namespace seedcore {
+
+void Graph::refresh_weights(const std::vector<std::string>& names) {
+  using namespace graph;
+  Impl& g = *impl_;
+  std::lock_guard<std::mutex> lock(g.run_mutex);
+  for (const std::string& name : names) {
+    const Value* w = nullptr;
+    int slot = -1;
+    for (const auto& sw : g.weights)
+      if (g.slots[size_t(sw.first)].name == name) {
+        slot = sw.first;
+        w = &sw.second;
+        break;
+      }
+    if (w == nullptr) throw SeedError("refresh_weights: '" + name + "' is not a weight of the graph");
+    for (Node& n : g.nodes) {
+      if (!n.packed_weight || n.packed_for == nullptr || n.in.size() < 2 || n.in[1] != slot) continue;
+      GemmArgs a;
+      if (n.op == Op::linear) {
+        a.N = w->shape[0];
+        a.K = w->shape[1];
+        a.b = w->f32();
+        a.b_ks = 1;
+        a.b_ns = a.K;
+        n.packed_weight = std::make_shared<const std::vector<float>>(gemm_pack_b(a, *n.packed_for));
+      } else {  // conv2d, groups 1
+        a.M = w->shape[0];
+        a.K = w->shape[1] * w->shape[2] * w->shape[3];
+        a.a = w->f32();
+        a.a_rs = a.K;
+        a.a_cs = 1;
+        n.packed_weight = std::make_shared<const std::vector<float>>(gemm_pack_a(a, *n.packed_for));
+      }
+    }
+  }
+}
+
+}  // namespace seedcore
