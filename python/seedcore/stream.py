@@ -110,11 +110,9 @@ def plan_from_specs(seed: str, specs: list, out: str | None) -> AssemblyPlan:
     mode = _mode(out)
     total = sum(int(s["nbytes"]) for s in specs)
     largest = max(specs, key=lambda s: int(s["nbytes"]), default={"name": "", "nbytes": 0})
-    big = int(largest["nbytes"])
-    if mode == "stream:onnx":  # integer tensors are widened to int64 (the IR's integer dtype)
-        big = max([big] + [int(s["nbytes"]) // max(np.dtype(s["dtype"]).itemsize, 1) * 8
-                           for s in specs if np.dtype(s["dtype"]).kind in "iub"])
-    need = (total if mode == "in-memory" else big) + OVERHEAD_BYTES
+    # Streaming holds one decoded tensor at a time; transposed (ONNX linear weights) and
+    # widened (integers -> int64) copies are made CHUNK_BYTES at a time, inside OVERHEAD_BYTES.
+    need = (total if mode == "in-memory" else int(largest["nbytes"])) + OVERHEAD_BYTES
     return AssemblyPlan(seed, mode, len(specs), total, int(largest["nbytes"]), str(largest["name"]), need)
 
 
