@@ -267,3 +267,15 @@ def test_native_decode_into_and_release(tmp_path, small_state_dict):
             sf.decode_into("nope", np.empty(1, np.float32))
         sf.verify()  # releases every payload after its check
         assert np.array_equal(sf.decode("layer.1.weight"), want["layer.1.weight"])
+
+
+def test_cli_bench_names(capsys):
+    from seedcore.cli import BENCHMARKS
+
+    assert "ram" in BENCHMARKS
+    for name in BENCHMARKS:  # every listed benchmark exists in the checkout, with --quick and --write
+        text = open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "bench", f"{name}.py")).read()
+        assert "--quick" in text and "--write" in text
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "nope"])
+    assert e.value.code == 2 and "invalid choice: 'nope'" in capsys.readouterr().err
