@@ -190,6 +190,55 @@ std::vector<uint64_t> shape_from_python(const py::sequence& shape) {
   return dims;
 }
 
+// `out` as the array a tensor of `spec` decodes into: a writeable, aligned,
+// C-contiguous numpy array of its decoded dtype and element count (any shape).
+py::array checked_out_array(const py::object& out, const seedcore::TensorSpec& spec, const std::string& where) {
+  if (!py::isinstance<py::array>(out)) throw SeedError(where + ": out must be a numpy array");
+  py::array result = py::reinterpret_borrow<py::array>(out);
+  const py::dtype want = numpy_dtype(spec.decoded_dtype());
+  if (!result.dtype().is(want) && !result.dtype().equal(want))
+    throw SeedError(where + ": out has dtype " + std::string(py::str(result.dtype())) + ", expected " +
+                    std::string(py::str(want)));
+  const int flags = py::detail::array_proxy(result.ptr())->flags;
+  if (!(flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_) || !(flags & py::detail::npy_api::NPY_ARRAY_ALIGNED_) ||
+      !result.writeable())
+    throw SeedError(where + ": out must be a writeable, aligned, C-contiguous array");
+  if (uint64_t(result.size()) != spec.n)
+    throw SeedError(where + ": out has " + std::to_string(result.size()) + " elements, expected " +
+                    std::to_string(spec.n));
+  return result;
+}
+
+// Decodes one tensor into the caller's array (bounded-RAM assembly reuses one buffer
+// tensor after tensor) on up to `threads` threads; the payload's pages are released
+// from RSS afterwards (SeedFile::release_payload).
+void decode_tensor_into(const SeedFile& file, const std::string& name, const py::object& out, unsigned threads,
+                        const std::string& impl) {
+  const seedcore::Isa isa = seedcore::resolve_impl(impl);
+  const size_t index = file.index_of(name);
+  const seedcore::TensorSpec& spec = file.tensors()[index].spec;
+  py::array target = checked_out_array(out, spec, file.path() + ": tensor '" + name + "'");
+  void* dst = target.mutable_data();
+  py::gil_scoped_release release;
+  file.decode_many({index}, {dst}, threads, isa);
+}
+
+// Name, shape, decoded dtype and decoded bytes of every tensor, in file order: what a
+// streaming writer needs before decoding anything.
+py::list tensor_specs(const SeedFile& file) {
+  py::list result;
+  for (const seedcore::TensorEntry& e : file.tensors()) {
+    py::dict d;
+    d["name"] = e.name;
+    d["shape"] = py::tuple(py::cast(numpy_shape(e.spec)));
+    d["dtype"] = py::str(numpy_dtype(e.spec.decoded_dtype()));
+    d["nbytes"] = e.spec.decoded_bytes();
+    d["payload_bytes"] = e.length;
+    result.append(d);
+  }
+  return result;
+}
+
 py::array decode_payload(const std::string& codec, const std::string& params_json, const py::sequence& shape,
                          const std::string& dtype, const py::object& payload, const std::string& impl,
                          const py::object& out) {
@@ -212,19 +261,7 @@ py::array decode_payload(const std::string& codec, const std::string& params_jso
                       " bytes, more than the " + std::to_string(limit) + " bytes of physical memory");
     result = empty_array_for(spec);
   } else {
-    if (!py::isinstance<py::array>(out)) throw SeedError(where + ": out must be a numpy array");
-    result = py::reinterpret_borrow<py::array>(out);
-    const py::dtype want = numpy_dtype(spec.decoded_dtype());
-    if (!result.dtype().is(want) && !result.dtype().equal(want))
-      throw SeedError(where + ": out has dtype " + std::string(py::str(result.dtype())) + ", expected " +
-                      std::string(py::str(want)));
-    const int flags = py::detail::array_proxy(result.ptr())->flags;
-    if (!(flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_) || !(flags & py::detail::npy_api::NPY_ARRAY_ALIGNED_) ||
-        !result.writeable())
-      throw SeedError(where + ": out must be a writeable, aligned, C-contiguous array");
-    if (uint64_t(result.size()) != spec.n)
-      throw SeedError(where + ": out has " + std::to_string(result.size()) + " elements, expected " +
-                      std::to_string(spec.n));
+    result = checked_out_array(out, spec, where);
   }
   void* dst = result.mutable_data();
   {
@@ -296,6 +333,14 @@ PYBIND11_MODULE(_native, m) {
            "Checks every payload's CRC-32 and decodability; raises SeedError on the first problem.")
       .def("decode", &decode_tensor, py::arg("name"), py::arg("impl") = "auto")
       .def("decode_all", &decode_all, py::arg("threads") = 0, py::arg("impl") = "auto")
+      .def("decode_into", &decode_tensor_into, py::arg("name"), py::arg("out"), py::arg("threads") = 1,
+           py::arg("impl") = "auto",
+           "Decodes tensor `name` into `out` (its decoded dtype and element count, C-contiguous, "
+           "writeable) on up to `threads` threads (0 = all cores), then drops its payload's pages from RSS")
+      .def("release_payload", [](const SeedFile& f, const std::string& name) { f.release_payload(f.index_of(name)); },
+           py::arg("name"), py::call_guard<py::gil_scoped_release>(),
+           "Drops tensor `name`'s payload pages from resident memory (they stay in the page cache)")
+      .def_property_readonly("tensor_specs", &tensor_specs)
       .def("close", &SeedFile::close, py::call_guard<py::gil_scoped_release>())
       .def("__enter__", [](py::object self) { return self; })
       .def("__exit__", [](SeedFile& f, py::args) {

@@ -145,6 +145,41 @@ void test_valid_file_and_threads(Rng& rng) {
     if (ref.empty()) ref = outs;
     CHECK_MSG(outs == ref, "decode_many with %u threads differs", threads);
   }
+  // Mapped from disk, decode_many and release_payload drop payload pages from RSS
+  // (MADV_DONTNEED); decoding again reads them back from the page cache, unchanged.
+  {
+    const std::vector<uint8_t> big = build_seed(t);
+    char big_path[] = "/tmp/seedcore_test_XXXXXX";
+    const int big_fd = mkstemp(big_path);
+    CHECK(big_fd >= 0);
+    if (big_fd >= 0) {
+      CHECK(write(big_fd, big.data(), big.size()) == ssize_t(big.size()));
+      ::close(big_fd);
+      try {
+        SeedFile sf(big_path);
+        for (int round = 0; round < 2; ++round) {
+          std::vector<std::vector<uint8_t>> outs;
+          std::vector<size_t> idx;
+          std::vector<void*> ptrs;
+          for (size_t i = 0; i < sf.tensors().size(); ++i) {
+            outs.emplace_back(size_t(sf.tensors()[i].spec.decoded_bytes()));
+            idx.push_back(i);
+          }
+          for (auto& o : outs) ptrs.push_back(o.data());
+          sf.decode_many(idx, ptrs, 2, resolve_impl("auto"));
+          CHECK_MSG(outs == ref, "decode_many of a mapped file differs (round %d)", round);
+          for (size_t i = 0; i < sf.tensors().size(); ++i) sf.release_payload(i);
+        }
+        sf.verify();
+        std::vector<uint8_t> one(size_t(sf.tensors()[3].spec.decoded_bytes()));
+        sf.decode_into(3, one.data(), resolve_impl("auto"));
+        CHECK_MSG(one == ref[3], "decode_into after release_payload differs");
+      } catch (const std::exception& e) {
+        CHECK_MSG(false, "mapped decode with releases failed: %s", e.what());
+      }
+      unlink(big_path);
+    }
+  }
   // Through a real file and mmap, then close.
   char path[] = "/tmp/seedcore_test_XXXXXX";
   const int fd = mkstemp(path);

@@ -14,5 +14,7 @@ from .errors import SeedError
 from .extract import extract
 from .model import Model
 from .seed import Seed, load
+from .stream import plan_assembly
 
-__all__ = ["extract", "load", "assemble", "Seed", "Model", "SeedError", "cpu_features", "__version__"]
+__all__ = ["extract", "load", "assemble", "Seed", "Model", "SeedError", "cpu_features", "plan_assembly",
+           "__version__"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -50,10 +51,29 @@ def _decode_with_metadata(path: str, *, threads: int, impl: str, max_bytes: int 
 
 
 def assemble(seed_or_path: Any, threads: int = 0, *, impl: str = "auto",
-             max_bytes: int | None = None) -> Model:
-    """Decodes a seed (a ``Seed`` or a path to a ``.seed`` file) into a ``Model``
-    with the native decoder.  ``threads``: 0 = all cores; ``impl``: "auto",
-    "scalar", "avx2" or "neon" (all give the same bits)."""
+             max_bytes: int | None = None, out: str | os.PathLike | None = None, opset: int = 17,
+             max_ram: int | str | None = None):
+    """Decodes a seed (a ``Seed`` or a path to a ``.seed`` file) with the native
+    decoder.  ``threads``: 0 = all cores; ``impl``: "auto", "scalar", "avx2" or
+    "neon" (all give the same bits).
+
+    Without ``out``: returns a ``Model`` holding every tensor (peak RAM: the decoded
+    model).  With ``out="model.safetensors"`` or ``"model.onnx"``: streams the seed
+    tensor by tensor into that file (ONNX: weights as external data in
+    ``model.onnx.data``), so peak RAM is the largest tensor + about 16 MiB; returns a
+    ``StreamResult`` (``seedcore.stream``).  ``max_ram`` (bytes or "512M") refuses
+    with ``SeedError`` before decoding anything when the plan does not fit."""
+    if out is not None:
+        from .stream import stream_assemble
+
+        with _seed_file_path(seed_or_path, max_bytes) as path:
+            return stream_assemble(path, os.fspath(out), threads=threads, impl=impl, opset=opset,
+                                   max_ram=max_ram, max_bytes=max_bytes)
+    if max_ram is not None:
+        from .stream import check_max_ram, plan_assembly
+
+        with _seed_file_path(seed_or_path, max_bytes) as path:
+            check_max_ram(plan_assembly(path), max_ram)
     t0 = time.perf_counter()
     if isinstance(seed_or_path, Seed):
         seed = seed_or_path
@@ -80,6 +100,35 @@ def assemble(seed_or_path: Any, threads: int = 0, *, impl: str = "auto",
         raise SeedError(f"assemble: expected a Seed or a path to a .seed file, got {type(seed_or_path).__name__}")
     return Model(tensors, name=name, source=source, graph=graph, seed_path=path,
                  decode_seconds=time.perf_counter() - t0)
+
+
+@contextlib.contextmanager
+def _seed_file_path(seed_or_path: Any, max_bytes: int | None):
+    """A path to the seed's file: the path given, a loaded ``Seed``'s own file
+    (checked unchanged since it was loaded), or a temporary copy of an unsaved one."""
+    if isinstance(seed_or_path, (str, os.PathLike)):
+        yield os.fspath(seed_or_path)
+        return
+    if not isinstance(seed_or_path, Seed):
+        raise SeedError(f"assemble: expected a Seed or a path to a .seed file, got {type(seed_or_path).__name__}")
+    seed = seed_or_path
+    reader = seed._reader
+    if reader is not None and reader._mm is not None and seed.path and os.path.exists(seed.path):
+        native = _native()
+        kwargs = {} if max_bytes is None else {"max_bytes": int(max_bytes)}
+        with native.SeedFile(seed.path, **kwargs) as sf:
+            if json.loads(sf.metadata_json) != reader.metadata:
+                raise SeedError(f"{seed.path}: the file changed on disk after it was loaded; "
+                                "load it again (seedcore.load) or assemble the path")
+        yield seed.path
+        return
+    fd, tmp = tempfile.mkstemp(suffix=".seed")
+    os.close(fd)
+    try:
+        _save_copy(seed, tmp)
+        yield tmp
+    finally:
+        os.unlink(tmp)
 
 
 def _save_copy(seed: Seed, path: str) -> None:

@@ -1,4 +1,4 @@
-"""The ``seedcore`` command: extract, inspect, verify, assemble, demo."""
+"""The ``seedcore`` command: extract, inspect, verify, assemble, demo, bench."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ assembles them back with a fast native decoder.
   seedcore assemble model.seed -o model.safetensors
   seedcore assemble model.seed -o model.onnx          (a seed with a graph)
   seedcore demo                                        (all-MiniLM-L6-v2 end to end)
+  seedcore bench ram                                   (peak RAM of assembly; a source checkout)
 """
 
 _CODECS_HELP = """\
@@ -111,14 +112,13 @@ def _cmd_verify(args) -> int:
 
 
 def _cmd_assemble(args) -> int:
-    from .assemble import assemble
-    from .model import SUPPORTED_OUTPUTS
+    from .stream import check_max_ram, plan_assembly, stream_assemble
 
     out = args.output
     suffix = os.path.splitext(out)[1].lower()
-    if suffix not in SUPPORTED_OUTPUTS:
+    if suffix not in (".safetensors", ".onnx"):
         raise SeedError(f"{out}: cannot write {suffix or 'files without a suffix'}; supported outputs: "
-                        f"{', '.join(SUPPORTED_OUTPUTS)}")
+                        ".safetensors, .onnx")
     if suffix == ".onnx":
         from .format import SeedReader
         from .model import _NO_GRAPH
@@ -129,18 +129,32 @@ def _cmd_assemble(args) -> int:
                                 "only, supported outputs: .safetensors")
     elif args.opset is not None:
         raise SeedError("--opset applies to .onnx outputs only")
-    t0 = time.perf_counter()
-    model = assemble(args.file, threads=args.threads)
-    t1 = time.perf_counter()
-    if suffix == ".onnx":
-        size = model.export_onnx(out, opset=17 if args.opset is None else args.opset)
-        what = f"ONNX opset {17 if args.opset is None else args.opset}, {len(model.graph['nodes'])} graph nodes"
-    else:
-        size = model.save(out)
-        what = f"{len(model)} tensors, {model.n_params:,} values"
-    print(f"wrote {out}: {size:,} bytes, {what} "
-          f"(decode {t1 - t0:.2f} s, write {time.perf_counter() - t1:.2f} s)")
+    # The plan (from the metadata alone) before anything is allocated or decoded.
+    plan = plan_assembly(args.file, out)
+    if args.max_ram is not None:
+        check_max_ram(plan, args.max_ram)
+    opset = 17 if args.opset is None else args.opset
+    res = stream_assemble(args.file, out, threads=args.threads, opset=opset)
+    what = f"{res.n_tensors} tensors, {res.n_values:,} values"
+    if res.data_path:
+        what = f"ONNX opset {opset}, weights in {res.data_path} ({res.data_bytes:,} bytes), " + what
+    print(f"wrote {out}: {res.nbytes:,} bytes, {what}; streamed tensor by tensor "
+          f"(largest {plan.largest_name!r}, {plan.largest_bytes / 2**20:.1f} MiB; "
+          f"peak RAM about {plan.need_bytes / 2**20:.0f} MiB) in {res.seconds:.2f} s")
     return 0
+
+
+def _cmd_bench(args) -> int:
+    """Runs bench/NAME.py of a source checkout (the benchmarks are not installed)."""
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    script = os.path.join(root, "bench", f"{args.name}.py")
+    if not os.path.isfile(script):
+        raise SeedError(f"seedcore bench needs a source checkout: {script} does not exist "
+                        "(the benchmarks live in the repository's bench/ folder, not in the package)")
+    cmd = [sys.executable, script] + (["--quick"] if args.quick else []) + (["--write"] if args.write else [])
+    return subprocess.call(cmd)
 
 
 def _cmd_demo(args) -> int:
@@ -150,6 +164,10 @@ def _cmd_demo(args) -> int:
              model_dir=args.model_dir, threads=args.threads, opset=args.opset,
              progress=not args.quiet)
     return 0
+
+
+#: The benchmarks ``seedcore bench`` runs (bench/NAME.py, each taking --quick and --write).
+BENCHMARKS = ["ram"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -198,15 +216,30 @@ def build_parser() -> argparse.ArgumentParser:
         "assemble", help="decode a seed into a weights file",
         description="Decode every tensor of a .seed file with the native decoder and write the "
                     "model; the output's suffix picks the format: .safetensors (the weights, floating "
-                    "tensors as float32) or .onnx (a standard ONNX model of the graph and the weights; "
-                    "needs a seed extracted with a graph and the onnx package).")
+                    "tensors as float32) or .onnx (a standard ONNX model of the graph, its weights as "
+                    "external data in OUT.onnx.data; needs a seed extracted with a graph and the onnx "
+                    "package). Streams tensor by tensor: peak RAM is about the largest tensor + 16 MiB.")
     a.add_argument("file", metavar="FILE.seed", help="the .seed file")
     a.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="the file to write: NAME.safetensors or NAME.onnx")
     a.add_argument("--opset", type=int, default=None,
                    help="ONNX opset for .onnx outputs (13 to 21; default 17)")
     a.add_argument("--threads", type=int, default=0, help="decoding threads (0 = all cores)")
+    a.add_argument("--max-ram", default=None, metavar="SIZE",
+                   help="refuse before decoding anything when the plan needs more RAM than SIZE "
+                        "(e.g. 512M, 1G; the largest tensor + 16 MiB when streaming)")
     a.set_defaults(func=_cmd_assemble)
+
+    b = sub.add_parser(
+        "bench", help="run a benchmark of a source checkout (bench/NAME.py)",
+        description="Run one of the benchmarks in the repository's bench/ folder; each prints a "
+                    "markdown section of bench/RESULTS.md (--write replaces it there). "
+                    "ram: peak RSS of assembly (in memory and streamed) for MobileNetV2 and MiniLM "
+                    "against loading the fp32 safetensors, each in a fresh process.")
+    b.add_argument("name", choices=BENCHMARKS, metavar="NAME", help=f"one of: {', '.join(BENCHMARKS)}")
+    b.add_argument("--quick", action="store_true", help="a smaller, faster run")
+    b.add_argument("--write", action="store_true", help="write the section into bench/RESULTS.md")
+    b.set_defaults(func=_cmd_bench)
 
     d = sub.add_parser(
         "demo", help="all-MiniLM-L6-v2 end to end: extract, assemble, run, compare, ONNX",
@@ -240,7 +273,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
-        _fail("a command is required: extract, inspect, verify, assemble or demo")
+        _fail("a command is required: extract, inspect, verify, assemble, demo or bench")
     try:
         return args.func(args)
     except SeedError as e:

@@ -323,7 +323,8 @@ def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(fd, "wb") as f:
+        os.close(fd)
+        with open(tmp, "wb") as f:  # by name, so that f.name is the temporary path
             yield f
             f.flush()
             os.fsync(f.fileno())

@@ -20,6 +20,36 @@ _NO_GRAPH = ("carries weights only (no graph); capture the architecture with "
              "seedcore.extract(module, example_inputs=...)")
 
 
+def safetensors_header(path: str, tensors, metadata: Mapping[str, str] | None = None) -> tuple[bytes, int]:
+    """The length-prefixed part of a safetensors file before its data: the JSON header
+    for ``tensors`` [(name, numpy dtype, shape)] (their data back to back in that
+    order), padded with spaces to a multiple of 8.  Returns (header, data bytes)."""
+    header: dict = {}
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    offset = 0
+    for name, dtype, shape in tensors:
+        dtype = np.dtype(dtype)
+        dt = "bool" if dtype == np.bool_ else dtype.name
+        if dt not in _SAFETENSORS_DTYPE:
+            raise SeedError(f"{path}: tensor {name!r}: dtype {dtype} cannot be written to safetensors")
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        header[name] = {"dtype": _SAFETENSORS_DTYPE[dt], "shape": [int(d) for d in shape],
+                        "data_offsets": [offset, offset + nbytes]}
+        offset += nbytes
+    raw = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)
+    return raw, offset
+
+
+def safetensors_metadata(name: str, source: str, seed_path: str | None) -> dict:
+    """The ``__metadata__`` seedcore writes into an assembled model's safetensors."""
+    meta = {"format": "pt", "seedcore.model": name, "seedcore.source": source}
+    if seed_path:
+        meta["seedcore.seed"] = os.path.basename(seed_path)
+    return meta
+
+
 def write_safetensors(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
                       metadata: Mapping[str, str] | None = None) -> int:
     """Writes ``tensors`` as a safetensors file (atomically); returns its size.
@@ -28,23 +58,13 @@ def write_safetensors(path: str | os.PathLike, tensors: Mapping[str, np.ndarray]
     {dtype, shape, data_offsets} (plus ``__metadata__``, strings only), padded with
     spaces to a multiple of 8, then the tensors' bytes back to back."""
     path = os.fspath(path)
-    header: dict = {}
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     arrays = []
-    offset = 0
     for name, a in tensors.items():
         a = np.asarray(a)
-        dt = "bool" if a.dtype == np.bool_ else a.dtype.name
-        if dt not in _SAFETENSORS_DTYPE:
-            raise SeedError(f"{path}: tensor {name!r}: dtype {a.dtype} cannot be written to safetensors")
         a = np.asarray(a, dtype=a.dtype.newbyteorder("<") if a.dtype.itemsize > 1 else a.dtype, order="C")
-        header[name] = {"dtype": _SAFETENSORS_DTYPE[dt], "shape": [int(d) for d in a.shape],
-                        "data_offsets": [offset, offset + a.nbytes]}
-        offset += a.nbytes
-        arrays.append(a)
-    raw = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    raw += b" " * (-len(raw) % 8)
+        arrays.append((name, a))
+    raw, offset = safetensors_header(path, [(n, a.dtype, a.shape) for n, a in arrays], metadata)
+    arrays = [a for _, a in arrays]
     with atomic_output(path) as f:
         f.write(len(raw).to_bytes(8, "little"))
         f.write(raw)
@@ -247,10 +267,7 @@ class Model:
                 f"{', '.join(SUPPORTED_OUTPUTS)}")
         if suffix == ".onnx":
             return self.export_onnx(path, opset=opset)
-        meta = {"format": "pt", "seedcore.model": self.name, "seedcore.source": self.source}
-        if self.seed_path:
-            meta["seedcore.seed"] = os.path.basename(self.seed_path)
-        return write_safetensors(path, self._tensors, meta)
+        return write_safetensors(path, self._tensors, safetensors_metadata(self.name, self.source, self.seed_path))
 
     def __repr__(self) -> str:
         graph = "" if self.graph is None else f", graph of {len(self.graph.get('nodes', []))} nodes"

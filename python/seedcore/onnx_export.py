@@ -137,6 +137,14 @@ class _Builder:
         kw = {"axes": axes} if axes else {}
         return self.add(op, [x], out, dtype, keepdims=keepdims, **kw)
 
+    def transposed_weight(self, name: str):
+        """The value of the initializer holding weight ``name`` transposed (2-D)."""
+        return np.ascontiguousarray(self.weights[name].T)
+
+    def initializer(self, name: str, value):
+        """The TensorProto of initializer ``name``."""
+        return self.onnx.numpy_helper.from_array(np.asarray(value, order="C"), name)
+
     # -- the nodes ---------------------------------------------------------------
     def build(self):
         for node in self.graph["nodes"]:
@@ -188,7 +196,7 @@ class _Builder:
         if w in self.inits and w in self.weights:
             if w not in self.transposed:
                 name = self.fresh(w + ".T")
-                self.inits[name] = np.ascontiguousarray(self.weights[w].T)
+                self.inits[name] = self.transposed_weight(w)
                 self.dtype[name] = _FLOAT
                 self.transposed[w] = name
             wt = self.transposed[w]  # W itself is dropped unless another node uses it
@@ -346,8 +354,7 @@ class _Builder:
                 spec = dict(spec, name=alias)
             outputs.append(vi(spec))
         used = {i for n in self.nodes for i in n.input}
-        inits = [onnx.numpy_helper.from_array(np.asarray(a, order="C"), name)
-                 for name, a in self.inits.items() if name in used]
+        inits = [self.initializer(name, a) for name, a in self.inits.items() if name in used]
         g = helper.make_graph(self.nodes, "seedcore", [vi(s) for s in self.graph["inputs"]], outputs,
                               initializer=inits)
         ir = min(_ir_version_for(self.opset), onnx.IR_VERSION)

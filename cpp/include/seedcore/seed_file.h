@@ -62,6 +62,12 @@ class SeedFile {
   void decode_many(const std::vector<size_t>& indices, const std::vector<void*>& outs, unsigned threads,
                    Isa isa) const;
 
+  // Drops the pages of tensor `index`'s payload from the process's resident memory
+  // (MADV_DONTNEED on the read-only file mapping: they stay in the page cache and are
+  // read again if touched). Bounded-RAM assembly calls it after each tensor, so the
+  // seed's pages do not pile up in RSS. A no-op for in-memory images.
+  void release_payload(size_t index) const;
+
   // Unmaps the file; later calls throw SeedError. Waits for decodes in flight.
   void close();
   bool is_open() const;
@@ -73,6 +79,8 @@ class SeedFile {
   // CRC-32 and check_payload_decodable of one payload; the caller holds lifetime_.
   void check_tensor(size_t index) const;
   std::string tensor_where(size_t index) const;
+  // release_payload without the lock (the caller holds lifetime_).
+  void release_payload_locked(size_t index) const;
 
   std::string path_;
   const uint8_t* data_ = nullptr;

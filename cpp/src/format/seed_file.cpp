@@ -330,7 +330,34 @@ void SeedFile::verify_tensor(size_t index) const {
 }
 
 void SeedFile::verify() const {
-  for (size_t i = 0; i < tensors_.size(); ++i) verify_tensor(i);
+  std::shared_lock<std::shared_mutex> lock(lifetime_);
+  require_open();
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    check_tensor(i);
+    release_payload_locked(i);  // a whole-file check keeps one payload resident at a time
+  }
+}
+
+void SeedFile::release_payload(size_t index) const {
+  std::shared_lock<std::shared_mutex> lock(lifetime_);
+  require_open();
+  (void)tensors_.at(index);
+  release_payload_locked(index);
+}
+
+void SeedFile::release_payload_locked(size_t index) const {
+  if (!mapped_) return;
+  const TensorEntry& e = tensors_[index];
+  if (e.length == 0) return;
+  // Every page the payload touches, shared edge pages included: the mapping is
+  // private and never written, so a neighbour that still reads such a page just
+  // faults it in again from the page cache.
+  const uintptr_t page = 4096;
+  const uintptr_t base = reinterpret_cast<uintptr_t>(data_);
+  const uintptr_t begin = (base + e.offset) & ~(page - 1);
+  const uintptr_t end = std::min<uintptr_t>((base + e.offset + e.length + page - 1) & ~(page - 1),
+                                            (base + size_ + page - 1) & ~(page - 1));
+  if (end > begin) (void)::madvise(reinterpret_cast<void*>(begin), size_t(end - begin), MADV_DONTNEED);
 }
 
 void SeedFile::decode_into(size_t index, void* out, Isa isa) const {
@@ -398,6 +425,9 @@ void SeedFile::decode_many(const std::vector<size_t>& indices, const std::vector
         if (mapped_) prefault_for_read(data_ + e.offset, e.length);
         check_tensor(indices[i]);
         pieces[i].reset(new TensorPieces(e.spec, data_ + e.offset, isa, outs[i], kWindowBytes, &tables));
+        // Phase 2 reads it again (from the page cache): until then the payload need
+        // not be resident, so the seed and the decoded outputs do not add up in RSS.
+        release_payload_locked(indices[i]);
       } catch (...) {
         errors[i] = std::current_exception();
         failed.store(true);
@@ -434,6 +464,10 @@ void SeedFile::decode_many(const std::vector<size_t>& indices, const std::vector
     job.bytes += all[k].end - all[k].begin;
   }
   std::stable_sort(jobs.begin(), jobs.end(), [](const Job& a, const Job& b) { return a.bytes > b.bytes; });
+  // Pieces left per tensor: the thread that decodes a tensor's last piece releases
+  // its payload's pages (see release_payload).
+  std::unique_ptr<std::atomic<size_t>[]> left(new std::atomic<size_t>[indices.size()]);
+  for (size_t i = 0; i < indices.size(); ++i) left[i].store(pieces[i]->count());
   next.store(0);
   run_on_threads(unsigned(std::min<size_t>(threads, jobs.size())), [&] {
     for (;;) {
@@ -445,6 +479,7 @@ void SeedFile::decode_many(const std::vector<size_t>& indices, const std::vector
         const Piece& piece = all[q];
         try {
           pieces[piece.tensor]->decode(piece.piece);
+          if (left[piece.tensor].fetch_sub(1) == 1) release_payload_locked(indices[piece.tensor]);
         } catch (...) {  // allocation failure only: payloads were checked in phase 1
           std::exception_ptr& slot = errors[piece.tensor];
           if (!slot) slot = std::current_exception();
