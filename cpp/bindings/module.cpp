@@ -16,6 +16,7 @@
 
 #include "encode.h"
 #include "graph.h"
+#include "train.h"
 #include "seedcore/cpu.h"
 #include "seedcore/error.h"
 #include "seedcore/json.h"
@@ -312,4 +313,5 @@ PYBIND11_MODULE(_native, m) {
 
   seedcore_py::bind_encode(m);
   seedcore_py::bind_graph(m);
+  seedcore_py::bind_train(m);
 }
