@@ -13,5 +13,7 @@ from .errors import SeedError
 from .extract import extract
 from .model import Model
 from .seed import Seed, load
+from .train import Finetune
 
-__all__ = ["extract", "load", "assemble", "Seed", "Model", "SeedError", "cpu_features", "__version__"]
+__all__ = ["extract", "load", "assemble", "Seed", "Model", "SeedError", "cpu_features", "Finetune",
+           "__version__"]

@@ -50,10 +50,53 @@ def _decode_with_metadata(path: str, *, threads: int, impl: str, max_bytes: int 
 
 
 def assemble(seed_or_path: Any, threads: int = 0, *, impl: str = "auto",
-             max_bytes: int | None = None) -> Model:
+             max_bytes: int | None = None, data=None, finetune=None, anneal=None, seed: int = 0,
+             init: str | None = None, progress=True) -> Model:
     """Decodes a seed (a ``Seed`` or a path to a ``.seed`` file) into a ``Model``
     with the native decoder.  ``threads``: 0 = all cores; ``impl``: "auto",
-    "scalar", "avx2" or "neon" (all give the same bits)."""
+    "scalar", "avx2" or "neon" (all give the same bits).
+
+    On-device assembly (issue 4): with ``data=(X, y)`` the model is then trained on
+    the device with the native core: thermal annealing first when ``anneal`` is a
+    ``seedcore.Anneal``, then fine-tuning with ``finetune`` (a ``seedcore.Finetune``;
+    ``Finetune()`` when neither is given).  ``seed`` seeds everything random;
+    ``init="random"`` replaces the decoded weights by a random initialisation of the
+    same architecture (the honest baseline); ``progress``: a tqdm bar (True),
+    nothing (False) or a callable ``(step, loss)``."""
+    from .train import Finetune, random_init
+
+    if init not in (None, "random"):
+        raise SeedError(f"assemble: init must be None or 'random', got {init!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise SeedError(f"assemble: seed must be a whole number >= 0, got {seed!r}")
+    if data is None and (finetune is not None or anneal is not None):
+        raise SeedError("assemble: finetune / anneal need data=(X, y), the local labelled samples")
+    if finetune is not None and not isinstance(finetune, Finetune):
+        raise SeedError(f"assemble: finetune must be a seedcore.Finetune, got {type(finetune).__name__}")
+    model = _assemble(seed_or_path, threads, impl=impl, max_bytes=max_bytes)
+    if init == "random":
+        model._tensors = random_init(model.graph, model._tensors, seed=seed)
+        model._executor = None
+    if data is None:
+        return model
+    if anneal is not None:
+        try:
+            from .anneal import run_anneal
+        except ImportError:
+            raise SeedError("assemble: annealing is not available in this build of seedcore") from None
+        from .train import _split_data
+
+        X, y = _split_data(data)
+        run_anneal(model, X, y, anneal, seed=seed, progress=progress)
+    if finetune is None and anneal is None:
+        finetune = Finetune()
+    if finetune is not None:
+        model.finetune(data, finetune, seed=seed, progress=progress)
+    return model
+
+
+def _assemble(seed_or_path: Any, threads: int = 0, *, impl: str = "auto",
+              max_bytes: int | None = None) -> Model:
     t0 = time.perf_counter()
     if isinstance(seed_or_path, Seed):
         seed = seed_or_path
