@@ -199,10 +199,72 @@ void col2im_add(const ConvGeom& g, const float* dcol, float* dxg, TaskRunner* ru
   });
 }
 
+// conv2d after the trainer's forward (groups 1): the batch's im2col is in aux.cols.
+void conv2d_backward_batched(NodeIO& io, const ConvGeom& g, NodeAux& aux) {
+  const float* dy = io.dy();
+  const int64_t NP = g.N * g.P;
+  // dyT[OC, N*P]
+  float* dyT = aux.tmp.data();
+  for (int64_t img = 0; img < g.N; ++img)
+    for (int64_t oc = 0; oc < g.OC; ++oc) std::memcpy(dyT + oc * NP + img * g.P, dy + (img * g.OC + oc) * g.P, size_t(g.P) * 4);
+  if (io.want(2)) {
+    float* db = io.grad(2);
+    for (int64_t oc = 0; oc < g.OC; ++oc) {
+      double s = 0.0;
+      for (int64_t q = 0; q < NP; ++q) s += dyT[oc * NP + q];
+      db[oc] += float(s);
+    }
+  }
+  if (io.want(1)) {  // dW[OC, Kg] += dyT[OC, N*P] · colsᵀ
+    GemmArgs ga;
+    ga.M = g.OC; ga.N = g.Kg; ga.K = NP;
+    ga.a = dyT; ga.a_rs = NP; ga.a_cs = 1;
+    ga.b = aux.cols.data(); ga.b_ks = 1; ga.b_ns = NP;
+    ga.c = io.grad(1); ga.c_rs = g.Kg; ga.c_cs = 1;
+    ga.accumulate = true;
+    gemm(ga, io.ctx.kernels, io.ctx.runner);
+  }
+  if (io.want(0)) {  // dcols[Kg, N*P] = Wᵀ · dyT, then scattered back onto dx
+    std::vector<float>& dcols = io.ctx.scratch2;
+    if (dcols.size() < size_t(NP * g.Kg)) dcols.resize(size_t(NP * g.Kg));
+    GemmArgs ga;
+    ga.M = g.Kg; ga.N = NP; ga.K = g.OC;
+    ga.a = io.in(1).f32(); ga.a_rs = 1; ga.a_cs = g.Kg;
+    ga.b = dyT; ga.b_ks = NP; ga.b_ns = 1;
+    ga.c = dcols.data(); ga.c_rs = NP; ga.c_cs = 1;
+    gemm(ga, io.ctx.kernels, io.ctx.runner);
+    float* dx = io.grad(0);
+    const float* dc = dcols.data();
+    io.ctx.runner->run(size_t(g.N * g.C), [&](size_t t, unsigned) {  // one input plane per task: disjoint writes
+      const int64_t img = int64_t(t) / g.C, c = int64_t(t) % g.C;
+      float* plane = dx + (img * g.C + c) * g.H * g.W;
+      for (int64_t kh = 0; kh < g.KH; ++kh)
+        for (int64_t kw = 0; kw < g.KW; ++kw) {
+          const float* src = dc + ((c * g.KH + kh) * g.KW + kw) * NP + img * g.P;
+          const int64_t off = kw * g.dw - g.pw;
+          const int64_t lo = std::min<int64_t>(g.OW, off >= 0 ? 0 : (-off + g.sw - 1) / g.sw);
+          const int64_t hi = std::max<int64_t>(lo, std::min<int64_t>(g.OW, g.W - off > 0 ? (g.W - off + g.sw - 1) / g.sw : 0));
+          for (int64_t oh = 0; oh < g.OH; ++oh) {
+            const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+            if (ih < 0 || ih >= g.H) continue;
+            const float* srow = src + oh * g.OW;
+            float* prow = plane + ih * g.W + off;
+            if (g.sw == 1)
+              for (int64_t ow = lo; ow < hi; ++ow) prow[ow] += srow[ow];
+            else
+              for (int64_t ow = lo; ow < hi; ++ow) prow[ow * g.sw] += srow[ow];
+          }
+        }
+    });
+  }
+}
+
 void conv2d_backward(NodeIO& io) {
   const Value& x = io.in(0);
   const Value& w = io.in(1);
   const ConvGeom g = conv_geom(io.n, x, w, io.out());
+  NodeAux& aux = io.ctx.aux[io.n.index];
+  if (aux.used) return conv2d_backward_batched(io, g, aux);
   const float* dy = io.dy();
   const float* xp = x.f32();
   const float* wp = w.f32();
@@ -225,7 +287,8 @@ void conv2d_backward(NodeIO& io) {
   if (!wx && !ww) return;
   if (g.Cg == 1 && g.OCg == 1) {  // depthwise: direct loops, one channel per task
     const int64_t KK = g.KH * g.KW;
-    std::vector<float> dw_part(ww ? size_t(g.N * g.C * KK) : 0, 0.0f);
+    std::vector<float>& dw_part = io.ctx.scratch1;
+    if (ww) dw_part.resize(size_t(g.N * g.C * KK));
     runner->run(size_t(g.C), [&](size_t cc, unsigned) {
       const int64_t c = int64_t(cc);
       for (int64_t img = 0; img < g.N; ++img) {
@@ -259,8 +322,10 @@ void conv2d_backward(NodeIO& io) {
     return;
   }
   const bool pointwise = g.KH == 1 && g.KW == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
-  std::vector<float> col(pointwise || !ww ? 0 : size_t(g.Kg * g.P));
-  std::vector<float> dcol(pointwise || !wx ? 0 : size_t(g.Kg * g.P));
+  std::vector<float>& col = io.ctx.scratch1;
+  std::vector<float>& dcol = io.ctx.scratch2;
+  if (!pointwise && ww && col.size() < size_t(g.Kg * g.P)) col.resize(size_t(g.Kg * g.P));
+  if (!pointwise && wx && dcol.size() < size_t(g.Kg * g.P)) dcol.resize(size_t(g.Kg * g.P));
   for (int64_t img = 0; img < g.N; ++img)
     for (int64_t gi = 0; gi < g.G; ++gi) {
       const float* xg = xp + (img * g.C + gi * g.Cg) * g.H * g.W;
@@ -301,6 +366,20 @@ void max_pool_backward(NodeIO& io) {
   if (!io.want(0)) return;
   const Value& x = io.in(0);
   const Value& y = io.out();
+  const NodeAux& aux = io.ctx.aux[io.n.index];
+  if (aux.used) {  // the trainer's forward kept where each maximum is
+    const int64_t HW = x.shape[2] * x.shape[3], OHW = y.shape[2] * y.shape[3];
+    const int64_t planes = x.shape[0] * x.shape[1];
+    const float* dy = io.dy();
+    float* dx = io.grad(0);
+    for (int64_t t = 0; t < planes; ++t) {
+      const int32_t* arg = aux.arg.data() + t * OHW;
+      const float* d = dy + t * OHW;
+      float* dst = dx + t * HW;
+      for (int64_t o = 0; o < OHW; ++o) dst[arg[o]] += d[o];
+    }
+    return;
+  }
   const graph::Attrs& a = io.n.attrs;
   const int64_t H = x.shape[2], W = x.shape[3], OH = y.shape[2], OW = y.shape[3];
   const int64_t planes = x.shape[0] * x.shape[1];
@@ -534,6 +613,16 @@ double gelu_grad(double x, bool tanh_approx) {
 
 void unary_backward(NodeIO& io) {
   if (!io.want(0)) return;
+  if (io.n.op == Op::relu) {  // the hot one: written, not added, when it is the first contribution
+    bool fresh = false;
+    float* dx = io.ctx.grads.at_fresh(io.n.in[0], io.in(0).numel(), fresh);
+    const float* xp = io.in(0).f32();
+    const float* dy = io.dy();
+    const int64_t n = io.in(0).numel();
+    if (fresh) for (int64_t i = 0; i < n; ++i) dx[i] = xp[i] > 0 ? dy[i] : 0.0f;
+    else for (int64_t i = 0; i < n; ++i) dx[i] += xp[i] > 0 ? dy[i] : 0.0f;
+    return;
+  }
   const Value& x = io.in(0);
   const Value& y = io.out();
   const int64_t n = x.numel();
@@ -543,7 +632,7 @@ void unary_backward(NodeIO& io) {
   float* dx = io.grad(0);
   const graph::Attrs& a = io.n.attrs;
   switch (io.n.op) {
-    case Op::relu: for (int64_t i = 0; i < n; ++i) dx[i] += xp[i] > 0 ? dy[i] : 0.0f; break;
+    case Op::relu: for (int64_t i = 0; i < n; ++i) dx[i] += xp[i] > 0 ? dy[i] : 0.0f; break;  // (fresh: above)
     case Op::tanh: for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] * (1.0f - yp[i] * yp[i]); break;
     case Op::sigmoid: for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] * yp[i] * (1.0f - yp[i]); break;
     case Op::exp: for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] * yp[i]; break;

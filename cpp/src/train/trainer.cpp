@@ -179,6 +179,9 @@ struct Trainer::Impl {
   const GraphKernels* kernels = nullptr;
   std::vector<Value> values;
   Grads grads;
+  std::vector<float> scratch1, scratch2;
+  std::vector<NodeAux> aux;
+  std::shared_ptr<graph::BlockCache> cache = graph::new_block_cache();
   int64_t steps = 0;
   // the mini-batch walk
   Rng rng{0};
@@ -237,11 +240,20 @@ void Trainer::Impl::run_forward(const std::vector<TensorRef>& in) {
     v.data = w.data.get();
   }
   graph::RunContext ctx{*kernels, pool.get()};
+  struct Scope {  // values come from (and go back to) this trainer's block cache
+    std::shared_ptr<graph::BlockCache>* saved;
+    ~Scope() { graph::swap_current_block_cache(saved); }
+  } scope{graph::swap_current_block_cache(&cache)};
   std::vector<const Value*> args;
   for (const Node& n : nodes) {
     args.clear();
     for (int s : n.in) args.push_back(s >= 0 ? &values[size_t(s)] : nullptr);
     Value out;
+    if (aux.size() != nodes.size()) aux.resize(nodes.size());
+    if (forward_special(n, args, ctx, aux[n.index], out)) {
+      values[size_t(n.out)] = std::move(out);
+      continue;
+    }
     switch (n.op) {
       case Op::linear: case Op::matmul: out = graph::run_dense(n, args, ctx); break;
       case Op::conv2d: case Op::max_pool2d: case Op::avg_pool_global: out = graph::run_conv(n, args, ctx); break;
@@ -262,18 +274,18 @@ void Trainer::Impl::run_forward(const std::vector<TensorRef>& in) {
 }
 
 void Trainer::Impl::run_backward() {
-  BackwardContext ctx{*kernels, pool.get(), values, needs, grads};
+  BackwardContext ctx{*kernels, pool.get(), values, needs, grads, scratch1, scratch2, aux};
   for (size_t i = nodes.size(); i-- > 0;) {
     const Node& n = nodes[i];
     if (!grads.has(n.out)) continue;
     if (values[size_t(n.out)].dtype != ElemType::f32) continue;
     backward_node(n, ctx);
-    // no node reads this gradient again: free it (weights and inputs keep theirs)
   }
   for (WeightBuf& w : weights) {
     if (!w.trainable) continue;
     if (grads.has(w.slot)) w.grad.swap(grads.g[size_t(w.slot)]);
     else w.grad.assign(size_t(w.numel), 0.0f);  // the loss does not depend on it
+    grads.on[size_t(w.slot)] = 0;
   }
 }
 
@@ -398,7 +410,7 @@ Trainer::Trainer(std::string_view graph_json, const std::unordered_map<std::stri
   bool reaches = false;
   for (int s : g.output_slots) reaches |= g.needs[size_t(s)] != 0;
   if (!reaches) throw SeedError("no output of the graph depends on the trainable tensors");
-  g.grads.g.resize(g.n_slots);
+  g.grads.resize(g.n_slots);
 }
 
 Trainer::~Trainer() = default;
@@ -430,7 +442,7 @@ double Trainer::compute_gradients(const std::vector<TensorRef>& inputs, LossKind
   const int64_t total = out.numel();
   const int64_t d = n > 0 ? total / n : 0;
   if (n == 0) throw SeedError("empty batch");
-  for (auto& v : g.grads.g) v.clear();
+  g.grads.clear();
   float* gout = g.grads.at(slot, total);
   double value;
   if (loss == LossKind::cross_entropy) {
@@ -461,7 +473,7 @@ void Trainer::backward_from(const std::vector<TensorRef>& inputs, const std::vec
     throw SeedError("expected " + std::to_string(g.outputs.size()) + " output gradients, got " +
                     std::to_string(output_grads.size()));
   g.run_forward(inputs);
-  for (auto& v : g.grads.g) v.clear();
+  g.grads.clear();
   for (size_t i = 0; i < output_grads.size(); ++i) {
     const TensorRef& r = output_grads[i];
     if (r.data == nullptr) continue;
@@ -638,7 +650,9 @@ Tensor Trainer::input_gradient(size_t input) const {
   if (input >= g.inputs.size()) throw SeedError("input index out of range");
   if (!g.input_grads || g.inputs[input].dtype != ElemType::f32)
     throw SeedError("no gradient for input '" + g.inputs[input].name + "' (float32 inputs, with input_grads)");
-  const auto& buf = g.grads.g[size_t(g.input_slots[input])];
+  static const std::vector<float> none;
+  const int slot = g.input_slots[input];
+  const auto& buf = g.grads.has(slot) ? g.grads.g[size_t(slot)] : none;
   Tensor t;
   t.shape = {int64_t(buf.size())};
   t.storage = aligned_copy(buf.data(), buf.size() * 4);

@@ -11,16 +11,58 @@
 namespace seedcore::train {
 
 // Gradient buffers, one per value slot (empty until a gradient reaches the slot).
+// The buffers stay allocated across steps (a fresh allocation per step cost page
+// faults that dominated small models).
 struct Grads {
   std::vector<std::vector<float>> g;
-  // The slot's buffer, created zeroed with `n` floats on first use.
+  std::vector<char> on;
+  void resize(size_t slots) {
+    g.resize(slots);
+    on.assign(slots, 0);
+  }
+  void clear() { std::fill(on.begin(), on.end(), 0); }
+  // The slot's buffer, zeroed with `n` floats on first use in a pass.
   float* at(int slot, int64_t n) {
     auto& v = g[size_t(slot)];
-    if (v.empty()) v.assign(size_t(n), 0.0f);
+    if (!on[size_t(slot)]) {
+      v.assign(size_t(n), 0.0f);
+      on[size_t(slot)] = 1;
+    }
     return v.data();
   }
-  bool has(int slot) const { return slot >= 0 && !g[size_t(slot)].empty(); }
+  // The slot's buffer for an op that writes all of it when `fresh` (first use in the
+  // pass: not zeroed) and adds to it otherwise.
+  float* at_fresh(int slot, int64_t n, bool& fresh) {
+    auto& v = g[size_t(slot)];
+    fresh = !on[size_t(slot)];
+    if (fresh) {
+      v.resize(size_t(n));
+      on[size_t(slot)] = 1;
+    }
+    return v.data();
+  }
+  bool has(int slot) const { return slot >= 0 && on[size_t(slot)]; }
 };
+
+// What the trainer's own forward of a node kept for its backward pass (persistent
+// across steps so that the buffers are allocated once).
+struct NodeAux {
+  bool used = false;        // the trainer's forward ran (else the executor's op)
+  std::vector<float> cols;  // conv2d: im2col of the whole batch, [Kg, N*P]
+  std::vector<float> tmp;   // conv2d: [OC, N*P] staging
+  std::vector<int32_t> arg; // max_pool2d: the input offset (within its plane) of each output
+};
+
+// The trainer's forward of conv2d (groups 1, not 1x1) and max_pool2d, keeping what
+// their backward passes need in `aux`; false (aux.used false) when the executor's op
+// should run instead (other cases, and every error, which it reports).
+bool forward_special(const graph::Node& n, const std::vector<const graph::Value*>& in, graph::RunContext& ctx,
+                     NodeAux& aux, graph::Value& out);
+
+// im2col of a whole NCHW batch (groups 1): cols[r, img * P + p] for r = (c, kh, kw).
+void im2col_batch(const float* x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t OH,
+                  int64_t OW, const int64_t* stride, const int64_t* padding, const int64_t* dilation, float* cols,
+                  TaskRunner* runner);
 
 struct BackwardContext {
   const GraphKernels& kernels;
@@ -28,6 +70,9 @@ struct BackwardContext {
   const std::vector<graph::Value>& values;  // every slot's forward value
   const std::vector<char>& needs;           // per slot: a gradient is wanted
   Grads& grads;
+  std::vector<float>& scratch1;  // reused across nodes and steps
+  std::vector<float>& scratch2;
+  std::vector<NodeAux>& aux;  // per node
 };
 
 // Adds node n's contribution to the gradients of its inputs that need one, from the
