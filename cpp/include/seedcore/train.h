@@ -78,7 +78,8 @@ class Trainer {
 
   // Forward keeping intermediates, `loss` of output `output` against `target` (int64
   // labels [n] for cross-entropy, else float32 with the output's element count), then
-  // backward: replaces the gradients. Returns the loss.
+  // backward: replaces the gradients. Returns the loss (NaN, without a backward pass,
+  // when the output is not finite).
   double compute_gradients(const std::vector<TensorRef>& inputs, LossKind loss, const TensorRef& target,
                            size_t output = 0);
   // Forward, then backward from the given gradients of the float32 outputs (one per

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <unordered_map>
 
@@ -442,6 +443,14 @@ double Trainer::compute_gradients(const std::vector<TensorRef>& inputs, LossKind
   const int64_t total = out.numel();
   const int64_t d = n > 0 ? total / n : 0;
   if (n == 0) throw SeedError("empty batch");
+  {  // a non-finite output (a diverging model) is a non-finite loss: the caller decides
+    const float* o = out.f32();
+    for (int64_t i = 0; i < total; ++i)
+      if (!std::isfinite(o[i])) {
+        g.values.clear();
+        return std::numeric_limits<double>::quiet_NaN();
+      }
+  }
   g.grads.clear();
   float* gout = g.grads.at(slot, total);
   double value;
@@ -611,9 +620,12 @@ std::vector<double> Trainer::fit(const std::vector<TensorRef>& data, const Tenso
         std::memcpy(bufs[i].data() + k * row_bytes[i], sp + idx[size_t(k)] * row_bytes[i], size_t(row_bytes[i]));
     }
     const double v = compute_gradients(batch, loss, tbatch, 0);
-    if (!std::isfinite(v))
+    if (!std::isfinite(v)) {
+      if (s == 0 && g.steps == 0)
+        throw SeedError("the model's output (or loss) is not finite on the first batch, before any update");
       throw SeedError("training diverged at step " + std::to_string(g.steps + 1) + ": the loss is " +
                       (std::isnan(v) ? "nan" : "inf") + " (try a lower learning rate)");
+    }
     step(opt);
     losses.push_back(v);
     if (callback && !callback(g.steps, v)) break;
