@@ -302,3 +302,43 @@ def test_mnist_stats_seed_plus_local_samples(mnist_stats_seed):
         print(f"MNIST {n} samples, 200 SGD steps: stats seed {results[(n, None)]:.3f}, "
               f"random init {results[(n, 'random')]:.3f} (seed alone: {chance:.3f})")
         assert results[(n, None)] >= need
+
+
+# ---------------------------------------------------------------------------
+# the CLI
+
+
+def test_cli_assemble_with_data(tmp_path):
+    from test_cli import bad, run
+
+    path, _ = _lenet_seed(tmp_path)
+    X, y = _toy_data(40)
+    npz = tmp_path / "local.npz"
+    np.savez(npz, X=X, y=y)
+    assert "--data" in run("assemble", "--help").stdout
+    out = tmp_path / "tuned.safetensors"
+    r = run("assemble", path, "--data", npz, "--steps", 15, "--lr", 0.05, "--batch-size", 8, "--train", "head",
+            "--seed", 3, "-o", out)
+    assert "fine-tuned 15 steps" in r.stdout and "accuracy" in r.stdout
+    m = seedcore.assemble(path, data=(X, y), finetune=Finetune(steps=15, lr=0.05, batch_size=8, train="head"), seed=3,
+                          progress=False)
+    from safetensors.numpy import load_file
+
+    got = load_file(str(out))
+    np.testing.assert_array_equal(got["fc3.weight"], m["fc3.weight"])
+    np.testing.assert_array_equal(got["fc1.weight"], m["fc1.weight"])  # frozen
+    pytest.importorskip("onnx")
+    run("assemble", path, "--data", npz, "--steps", 3, "--init", "random", "--optimizer", "adam", "--lr", 1e-3,
+        "-o", tmp_path / "tuned.onnx")
+    assert (tmp_path / "tuned.onnx").stat().st_size > 0
+    # bad input: one clear line each
+    np.savez(tmp_path / "noy.npz", X=X)
+    bad("assemble", path, "--data", tmp_path / "noy.npz", "-o", out, match="no array 'y'")
+    np.savez(tmp_path / "obj.npz", X=np.array([object()] * 3), y=y[:3])
+    bad("assemble", path, "--data", tmp_path / "obj.npz", "-o", out, match="obj.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    bad("assemble", path, "--data", tmp_path / "junk.npz", "-o", out, match="junk.npz")
+    bad("assemble", path, "--data", tmp_path / "missing.npz", "-o", out, match="no such file")
+    bad("assemble", path, "--steps", 5, "-o", out, match="needs --data")
+    np.savez(tmp_path / "shape.npz", X=X.reshape(40, 784), y=y)
+    bad("assemble", path, "--data", tmp_path / "shape.npz", "-o", out, match="does not fit the model")
