@@ -94,7 +94,8 @@ class Trainer {
   // sample). Batches walk a shuffled order of the samples, reshuffled each epoch, from
   // the trainer's PRNG (set_seed); the walk continues across calls on the same data
   // size. `callback(step, loss)` after each step (return false to stop early).
-  // Returns the losses. A loss that is not finite stops with a SeedError naming the step.
+  // Returns the losses. A loss that is not finite, or one above max(1e4, 1000 x the
+  // first step's), stops with a SeedError naming the step (training diverged).
   std::vector<double> fit(const std::vector<TensorRef>& data, const TensorRef& target, int64_t steps,
                           int64_t batch_size, LossKind loss, const OptimizerConfig& opt,
                           const std::function<bool(int64_t, double)>& callback = {});

@@ -604,6 +604,7 @@ std::vector<double> Trainer::fit(const std::vector<TensorRef>& data, const Tenso
   }
   std::vector<int64_t> idx(static_cast<size_t>(b));
   std::vector<double> losses;
+  double first_loss = 0.0;
   for (int64_t s = 0; s < steps; ++s) {
     for (int64_t k = 0; k < b; ++k) {
       if (g.pos >= size_t(n)) {  // a new epoch: Fisher-Yates over 0..n-1
@@ -626,6 +627,10 @@ std::vector<double> Trainer::fit(const std::vector<TensorRef>& data, const Tenso
       throw SeedError("training diverged at step " + std::to_string(g.steps + 1) + ": the loss is " +
                       (std::isnan(v) ? "nan" : "inf") + " (try a lower learning rate)");
     }
+    if (losses.empty()) first_loss = v;
+    if (v > std::max(1e4, 1e3 * first_loss))
+      throw SeedError("training diverged at step " + std::to_string(g.steps + 1) + ": the loss grew from " +
+                      std::to_string(first_loss) + " to " + std::to_string(v) + " (try a lower learning rate)");
     step(opt);
     losses.push_back(v);
     if (callback && !callback(g.steps, v)) break;
