@@ -127,6 +127,10 @@ def _cases():
                                    [("mul", ["x", "s"], {}),
                                     ("max_pool2d", ["v0"], {"kernel": [3, 3], "stride": [2, 2], "padding": [1, 1]})],
                                    [2, 3, 4, 4]), {"s": _rn(rng, 3, 1, 1)}, {"x": _rn(rng, 2, 3, 7, 7)}))
+    c.append(("relu_max_pool2d", _graph([("x", "float32", [2, 3, 6, 6])],
+                                        [("mul", ["x", "s"], {}), ("relu", ["v0"], {}),
+                                         ("max_pool2d", ["v1"], {"kernel": [2, 2], "stride": [2, 2], "padding": [0, 0]})],
+                                        [2, 3, 3, 3]), {"s": _rn(rng, 3, 1, 1)}, {"x": _rn(rng, 2, 3, 6, 6)}))
     c.append(("avg_pool_global", _graph([("x", "float32", [2, 3, 4, 5])], [("avg_pool_global", ["x"], {})], [2, 3, 1, 1]),
               {}, {"x": _rn(rng, 2, 3, 4, 5)}))
     c.append(("batch_norm", _graph([("x", "float32", [2, 3, 4])], [("batch_norm", ["x", "w", "b", "m", "v"], {"eps": 1e-3})],

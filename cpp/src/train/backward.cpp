@@ -42,6 +42,19 @@ void split_axis(const std::vector<int64_t>& shape, int64_t axis, int64_t& outer,
 
 int64_t norm_axis(int64_t axis, int64_t rank) { return axis < 0 ? axis + rank : axis; }
 
+// Σ x[i], i < n: 16 float partial sums (vectorised; each sees a fixed set of i, so the
+// result depends on nothing but x), then added in double.
+double row_sum(const float* x, int64_t n) {
+  float part[16] = {0};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int k = 0; k < 16; ++k) part[k] += x[i + k];
+  double s = 0.0;
+  for (int k = 0; k < 16; ++k) s += part[k];
+  for (; i < n; ++i) s += x[i];
+  return s;
+}
+
 // ---- dense -------------------------------------------------------------------
 
 void linear_backward(NodeIO& io) {
@@ -209,11 +222,7 @@ void conv2d_backward_batched(NodeIO& io, const ConvGeom& g, NodeAux& aux) {
     for (int64_t oc = 0; oc < g.OC; ++oc) std::memcpy(dyT + oc * NP + img * g.P, dy + (img * g.OC + oc) * g.P, size_t(g.P) * 4);
   if (io.want(2)) {
     float* db = io.grad(2);
-    for (int64_t oc = 0; oc < g.OC; ++oc) {
-      double s = 0.0;
-      for (int64_t q = 0; q < NP; ++q) s += dyT[oc * NP + q];
-      db[oc] += float(s);
-    }
+    for (int64_t oc = 0; oc < g.OC; ++oc) db[oc] += float(row_sum(dyT + oc * NP, NP));
   }
   if (io.want(1)) {  // dW[OC, Kg] += dyT[OC, N*P] · colsᵀ
     GemmArgs ga;
@@ -371,6 +380,27 @@ void max_pool_backward(NodeIO& io) {
     const int64_t HW = x.shape[2] * x.shape[3], OHW = y.shape[2] * y.shape[3];
     const int64_t planes = x.shape[0] * x.shape[1];
     const float* dy = io.dy();
+    // relu -> max_pool2d with the relu's output read only here: the gradient goes
+    // straight to the relu's input (where it is > 0) and the relu's backward is skipped
+    // (a pass over memory fewer, and no zeroed buffer for the relu's output).
+    const int xs = io.n.in[0];
+    const int pi = io.ctx.producer[size_t(xs)];
+    if (pi >= 0 && io.ctx.consumers[size_t(xs)] == 1 && io.ctx.nodes[size_t(pi)].op == Op::relu) {
+      const int rs = io.ctx.nodes[size_t(pi)].in[0];
+      if (rs >= 0 && io.ctx.needs[size_t(rs)] && io.ctx.values[size_t(rs)].dtype == ElemType::f32) {
+        const float* xin = io.ctx.values[size_t(rs)].f32();
+        float* dx = io.ctx.grads.at(rs, x.numel());
+        for (int64_t t = 0; t < planes; ++t) {
+          const int32_t* arg = aux.arg.data() + t * OHW;
+          const float* d = dy + t * OHW;
+          float* dst = dx + t * HW;
+          const float* xi = xin + t * HW;
+          for (int64_t o = 0; o < OHW; ++o)
+            if (xi[arg[o]] > 0) dst[arg[o]] += d[o];
+        }
+        return;
+      }
+    }
     float* dx = io.grad(0);
     for (int64_t t = 0; t < planes; ++t) {
       const int32_t* arg = aux.arg.data() + t * OHW;

@@ -182,6 +182,7 @@ struct Trainer::Impl {
   Grads grads;
   std::vector<float> scratch1, scratch2;
   std::vector<NodeAux> aux;
+  std::vector<int> producer, consumers;
   std::shared_ptr<graph::BlockCache> cache = graph::new_block_cache();
   int64_t steps = 0;
   // the mini-batch walk
@@ -275,7 +276,7 @@ void Trainer::Impl::run_forward(const std::vector<TensorRef>& in) {
 }
 
 void Trainer::Impl::run_backward() {
-  BackwardContext ctx{*kernels, pool.get(), values, needs, grads, scratch1, scratch2, aux};
+  BackwardContext ctx{*kernels, pool.get(), values, needs, grads, scratch1, scratch2, aux, nodes, producer, consumers};
   for (size_t i = nodes.size(); i-- > 0;) {
     const Node& n = nodes[i];
     if (!grads.has(n.out)) continue;
@@ -412,6 +413,14 @@ Trainer::Trainer(std::string_view graph_json, const std::unordered_map<std::stri
   for (int s : g.output_slots) reaches |= g.needs[size_t(s)] != 0;
   if (!reaches) throw SeedError("no output of the graph depends on the trainable tensors");
   g.grads.resize(g.n_slots);
+  g.producer.assign(g.n_slots, -1);
+  g.consumers.assign(g.n_slots, 0);
+  for (const Node& n : g.nodes) {
+    g.producer[size_t(n.out)] = int(n.index);
+    for (int s : n.in)
+      if (s >= 0) ++g.consumers[size_t(s)];
+  }
+  for (int s : g.output_slots) ++g.consumers[size_t(s)];
 }
 
 Trainer::~Trainer() = default;

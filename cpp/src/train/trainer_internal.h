@@ -73,6 +73,9 @@ struct BackwardContext {
   std::vector<float>& scratch1;  // reused across nodes and steps
   std::vector<float>& scratch2;
   std::vector<NodeAux>& aux;  // per node
+  const std::vector<graph::Node>& nodes;
+  const std::vector<int>& producer;   // per slot: the index of the node making it, or -1
+  const std::vector<int>& consumers;  // per slot: the nodes reading it (+1 when it is a graph output)
 };
 
 // Adds node n's contribution to the gradients of its inputs that need one, from the
