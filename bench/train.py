@@ -187,7 +187,7 @@ def main() -> None:
         "|---|---|---|",
         f"| {sps['native']:.1f} | {sps['torch']:.1f} | {sps['ratio']:.2f}× |",
         "",
-        "Target (issue 4): ≥ 2×.",
+        f"Target (issue 4): ≥ 2×: {'met' if sps['ratio'] >= 2 else 'not met'} in this run.",
         "",
         f"### MNIST 5k: a LeNet `stats` seed ({seed_size} bytes) + local samples, vs a random init",
         "",
@@ -200,10 +200,15 @@ def main() -> None:
     for r in table:
         lines.append(f"| {r['what']} | {r['n']} | {np.mean(r['accs']):.3f} | {np.min(r['accs']):.3f} | "
                      f"{np.max(r['accs']):.3f} |")
+    by = {(r["what"].split(" + ")[0], r["n"]): np.mean(r["accs"]) for r in table}
+    d100 = by[("stats seed", 100)] - by[("random init", 100)]
+    d300 = by[("stats seed", 300)] - by[("random init", 300)]
     lines += [
         "",
-        "Targets (issue 4): seed + 100 samples ≥ 0.75, + 300 samples ≥ 0.85, no data ≈ chance. The stats seed"
-        " carries no knowledge: with the same budget it is within noise of the random initialisation.",
+        "Targets (issue 4): seed + 100 samples ≥ 0.75, + 300 samples ≥ 0.85, no data ≈ chance (the pytest"
+        " acceptance uses training seed 0). Stats seed minus random init, mean accuracy:"
+        f" {d100:+.3f} (100 samples), {d300:+.3f} (300 samples): the stats seed carries no knowledge; with the"
+        " same budget it is within the spread over training seeds of a random initialisation.",
         "",
         "### Task adaptation: a new 10-class MobileNetV2 head on 500 MNIST images",
         "",
@@ -217,7 +222,11 @@ def main() -> None:
     for r in heads:
         lines.append(f"| {r['codec']}{' (4 bpw)' if r['codec'] == 'prng' else ' (fp32)'} | {r['size'] / 2**20:.2f} MiB |"
                      f" {', '.join(f'{a:.3f}' for a in r['accs'])} | {np.mean(r['accs']):.3f} | {r['seconds']:.1f} |")
-    lines += ["", "Target (issue 4): the prng backbone within 1 point of the fp32 one.", "<!-- train:end -->"]
+    diff = 100 * (np.mean(heads[1]["accs"]) - np.mean(heads[0]["accs"]))
+    lines += ["", f"Target (issue 4): the prng backbone within 1 point of the fp32 one. prng − fp32: {diff:+.1f} points"
+              " (mean): " + ("within 1 point." if abs(diff) <= 1 else
+                             "not worse, but more than 1 point apart." if diff > 0 else "worse by more than 1 point."),
+              "<!-- train:end -->"]
     write_section("train", "\n".join(lines))
 
 

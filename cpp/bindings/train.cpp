@@ -8,6 +8,7 @@
 #include <pybind11/stl.h>
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -124,6 +125,7 @@ class PyTrainer {
     std::vector<double> losses;
     {
       py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(mu_);
       losses = t_->fit(refs, tref, steps, batch_size, lk, opt, cb);
     }
     py::array_t<double> out(py::ssize_t(losses.size()));
@@ -137,6 +139,7 @@ class PyTrainer {
     const auto tref = target_ref(target, held);
     const tr::LossKind lk = tr::parse_loss(loss);
     py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(mu_);
     return t_->compute_gradients(refs, lk, tref, output);
   }
 
@@ -152,12 +155,14 @@ class PyTrainer {
       gr.push_back(as_ref(grads[i], ElemType::f32, "output gradient " + std::to_string(i), held));
     }
     py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(mu_);
     t_->backward_from(refs, gr);
   }
 
   void step(const std::string& optimizer, double lr, double momentum, double wd, double b1, double b2, double eps) {
     const tr::OptimizerConfig opt = make_opt(optimizer, lr, momentum, wd, b1, b2, eps);
     py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(mu_);
     t_->step(opt);
   }
 
@@ -167,6 +172,7 @@ class PyTrainer {
     std::vector<seedcore::Tensor> outs;
     {
       py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(mu_);
       outs = t_->forward(refs);
     }
     py::list r;
@@ -195,6 +201,7 @@ class PyTrainer {
 
  private:
   std::unique_ptr<tr::Trainer> t_;
+  std::mutex mu_;  // calls on one trainer are serialised (the GIL is released while it works)
 };
 
 }  // namespace
