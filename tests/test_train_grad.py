@@ -123,6 +123,10 @@ def _cases():
         g = _graph([("x", "float32", [2, cin, hw, hw])], [("conv2d", ["x", "W", "b"], a)], [2, cout, *out_hw])
         c.append((name, g, {"W": _rn(rng, cout, cin // a["groups"], k, k), "b": _rn(rng, cout)},
                   {"x": _rn(rng, 2, cin, hw, hw)}))
+    c.append(("conv2d_relu", _graph([("x", "float32", [2, 2, 5, 5])],
+                                    [("conv2d", ["x", "W", "b"], dict(conv, padding=[1, 1])), ("relu", ["v0"], {}),
+                                     ("mul", ["v1", "v1"], {})], [2, 3, 5, 5]),
+              {"W": _rn(rng, 3, 2, 3, 3), "b": _rn(rng, 3)}, {"x": _rn(rng, 2, 2, 5, 5)}))
     c.append(("max_pool2d", _graph([("x", "float32", [2, 3, 7, 7])],
                                    [("mul", ["x", "s"], {}),
                                     ("max_pool2d", ["v0"], {"kernel": [3, 3], "stride": [2, 2], "padding": [1, 1]})],

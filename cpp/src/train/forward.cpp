@@ -95,8 +95,20 @@ bool conv_forward(const Node& n, const std::vector<const Value*>& in, graph::Run
   out = graph::new_value(ElemType::f32, {N, OC, OH, OW});
   float* yp = graph::mut_f32(out);
   const float* tp = aux.tmp.data();
-  for (int64_t img = 0; img < N; ++img)
-    for (int64_t oc = 0; oc < OC; ++oc) std::memcpy(yp + (img * OC + oc) * P, tp + oc * NP + img * P, size_t(P) * 4);
+  if (aux.relu_after) {
+    for (int64_t img = 0; img < N; ++img)
+      for (int64_t oc = 0; oc < OC; ++oc) {
+        const float* src = tp + oc * NP + img * P;
+        float* dst = yp + (img * OC + oc) * P;
+        for (int64_t p = 0; p < P; ++p) {  // as the executor's relu: NaN propagates
+          const float v = src[p];
+          dst[p] = v > 0.0f ? v : (v != v ? v : 0.0f);
+        }
+      }
+  } else {
+    for (int64_t img = 0; img < N; ++img)
+      for (int64_t oc = 0; oc < OC; ++oc) std::memcpy(yp + (img * OC + oc) * P, tp + oc * NP + img * P, size_t(P) * 4);
+  }
   aux.used = true;
   return true;
 }
@@ -162,11 +174,17 @@ bool max_pool_forward(const Node& n, const Value& x, graph::RunContext& ctx, Nod
 
 }  // namespace
 
-bool forward_special(const Node& n, const std::vector<const Value*>& in, graph::RunContext& ctx, NodeAux& aux,
-                     Value& out) {
+bool forward_special(const Node& n, const std::vector<const Value*>& in, graph::RunContext& ctx,
+                     std::vector<NodeAux>& all, Value& out) {
+  NodeAux& aux = all[n.index];
   aux.used = false;
   if (n.op == Op::conv2d) return conv_forward(n, in, ctx, aux, out);
   if (n.op == Op::max_pool2d) return max_pool_forward(n, *in[0], ctx, aux, out);
+  if (n.op == Op::relu && aux.relu_of >= 0 && all[size_t(aux.relu_of)].used) {
+    out = *in[0];  // the conv already applied it: the same storage
+    aux.used = true;
+    return true;
+  }
   return false;
 }
 

@@ -251,8 +251,7 @@ void Trainer::Impl::run_forward(const std::vector<TensorRef>& in) {
     args.clear();
     for (int s : n.in) args.push_back(s >= 0 ? &values[size_t(s)] : nullptr);
     Value out;
-    if (aux.size() != nodes.size()) aux.resize(nodes.size());
-    if (forward_special(n, args, ctx, aux[n.index], out)) {
+    if (forward_special(n, args, ctx, aux, out)) {
       values[size_t(n.out)] = std::move(out);
       continue;
     }
@@ -421,6 +420,15 @@ Trainer::Trainer(std::string_view graph_json, const std::unordered_map<std::stri
       if (s >= 0) ++g.consumers[size_t(s)];
   }
   for (int s : g.output_slots) ++g.consumers[size_t(s)];
+  g.aux.resize(g.nodes.size());
+  for (const Node& n : g.nodes) {  // conv2d -> relu pairs (see NodeAux)
+    if (n.op != Op::relu || n.in[0] < 0) continue;
+    const int pi = g.producer[size_t(n.in[0])];
+    if (pi >= 0 && g.nodes[size_t(pi)].op == Op::conv2d && g.consumers[size_t(n.in[0])] == 1) {
+      g.aux[size_t(pi)].relu_after = true;
+      g.aux[n.index].relu_of = pi;
+    }
+  }
 }
 
 Trainer::~Trainer() = default;

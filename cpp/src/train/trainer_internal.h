@@ -51,13 +51,18 @@ struct NodeAux {
   std::vector<float> cols;  // conv2d: im2col of the whole batch, [Kg, N*P]
   std::vector<float> tmp;   // conv2d: [OC, N*P] staging
   std::vector<int32_t> arg; // max_pool2d: the input offset (within its plane) of each output
+  // conv2d whose output only a relu reads: the relu is applied while the output is
+  // written, and that relu node (relu_of = the conv's index) passes the value through.
+  // The relu's backward mask is unchanged: relu(v) > 0 exactly where v > 0.
+  bool relu_after = false;
+  int relu_of = -1;
 };
 
 // The trainer's forward of conv2d (groups 1, not 1x1) and max_pool2d, keeping what
 // their backward passes need in `aux`; false (aux.used false) when the executor's op
 // should run instead (other cases, and every error, which it reports).
 bool forward_special(const graph::Node& n, const std::vector<const graph::Value*>& in, graph::RunContext& ctx,
-                     NodeAux& aux, graph::Value& out);
+                     std::vector<NodeAux>& aux, graph::Value& out);
 
 // im2col of a whole NCHW batch (groups 1): cols[r, img * P + p] for r = (c, kh, kw).
 void im2col_batch(const float* x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t OH,
