@@ -167,6 +167,30 @@ def _split_data(data) -> tuple[Any, Any]:
 # ---------------------------------------------------------------------------
 # frozen prefix: the part of the graph no trainable tensor reaches runs once
 
+_ELEMENTWISE = {"relu", "tanh", "sigmoid", "exp", "sqrt", "neg", "gelu", "clamp", "add", "sub", "mul", "div", "pow",
+                "add_scalar", "sub_scalar", "mul_scalar", "div_scalar", "pow_scalar", "identity", "cast", "linear",
+                "conv2d", "max_pool2d", "avg_pool_global", "batch_norm", "layer_norm", "embedding"}
+
+
+def _per_sample(node: dict) -> bool:
+    """Whether the node treats axis 0 (the sample) apart, so that running it on
+    chunks of samples gives the same values (a conservative list)."""
+    op, a = node["op"], node["attrs"]
+    if op in _ELEMENTWISE:
+        return True  # binary ops: a weight operand broadcasts; two sample values pair up sample by sample
+    if op in ("softmax", "normalize", "select", "unsqueeze", "arange_like"):
+        return op != "arange_like" and a.get("axis", 0) != 0
+    if op in ("sum", "mean", "max"):
+        return bool(a.get("axes")) and 0 not in a["axes"]
+    if op == "flatten":
+        return a.get("start", 0) >= 1
+    if op == "transpose":
+        return list(a.get("perm", []))[:1] == [0]
+    if op == "reshape":
+        return list(a.get("shape", []))[:1] == [0]
+    return False
+
+
 def _split_frozen(graph: dict, trainable: Sequence[str]):
     """(prefix graph, suffix graph, boundary value) when the nodes before the first
     one reached by a trainable tensor hand exactly one float value to the rest and
@@ -176,6 +200,8 @@ def _split_frozen(graph: dict, trainable: Sequence[str]):
     first = next((i for i, n in enumerate(nodes) if any(v in tset for v in n["in"] if v)), None)
     if not first:
         return None
+    if not all(_per_sample(n) for n in nodes[:first]):
+        return None  # the prefix runs in chunks of samples: only ops that treat samples apart
     produced = {n["out"][0] for n in nodes[:first]}
     inputs = {s["name"] for s in graph["inputs"]}
     crossing = []
