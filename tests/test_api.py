@@ -13,7 +13,7 @@ from seedcore import Model, Seed, SeedError
 def test_public_names():
     assert sorted(seedcore.__all__) == sorted(
         ["extract", "load", "assemble", "Seed", "Model", "SeedError", "cpu_features", "plan_assembly",
-         "__version__"])
+         "Finetune", "Anneal", "Evolve", "__version__"])
     for name in seedcore.__all__:
         assert hasattr(seedcore, name)
     assert issubclass(SeedError, ValueError)

@@ -17,6 +17,7 @@
 #include "anneal.h"
 #include "encode.h"
 #include "graph.h"
+#include "train.h"
 #include "seedcore/cpu.h"
 #include "seedcore/error.h"
 #include "seedcore/json.h"
@@ -359,4 +360,5 @@ PYBIND11_MODULE(_native, m) {
   seedcore_py::bind_encode(m);
   seedcore_py::bind_graph(m);
   seedcore_py::bind_anneal(m);
+  seedcore_py::bind_train(m);
 }

@@ -15,6 +15,8 @@ from .extract import extract
 from .model import Model
 from .seed import Seed, load
 from .stream import plan_assembly
+from .train import Finetune
 
 __all__ = ["extract", "load", "assemble", "Seed", "Model", "SeedError", "cpu_features", "plan_assembly",
+           "Finetune", "Anneal", "Evolve",
            "__version__"]

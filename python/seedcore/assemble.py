@@ -52,7 +52,8 @@ def _decode_with_metadata(path: str, *, threads: int, impl: str, max_bytes: int 
 
 def assemble(seed_or_path: Any, threads: int = 0, *, impl: str = "auto",
              max_bytes: int | None = None, out: str | os.PathLike | None = None, opset: int = 17,
-             max_ram: int | str | None = None):
+             max_ram: int | str | None = None, data=None, finetune=None, anneal=None, seed: int = 0,
+             init: str | None = None, progress=True):
     """Decodes a seed (a ``Seed`` or a path to a ``.seed`` file) with the native
     decoder.  ``threads``: 0 = all cores; ``impl``: "auto", "scalar", "avx2" or
     "neon" (all give the same bits).
@@ -62,8 +63,31 @@ def assemble(seed_or_path: Any, threads: int = 0, *, impl: str = "auto",
     tensor by tensor into that file (ONNX: weights as external data in
     ``model.onnx.data``), so peak RAM is the largest tensor + about 16 MiB; returns a
     ``StreamResult`` (``seedcore.stream``).  ``max_ram`` (bytes or "512M") refuses
-    with ``SeedError`` before decoding anything when the plan does not fit."""
+    with ``SeedError`` before decoding anything when the plan does not fit.
+
+    On-device assembly (issue 4): with ``data=(X, y)`` the model is then trained on
+    the device with the native core: thermal annealing first when ``anneal`` is a
+    ``seedcore.Anneal`` (or ``seedcore.Evolve``), then fine-tuning with ``finetune``
+    (a ``seedcore.Finetune``; ``Finetune()`` when neither is given).  ``seed`` seeds
+    everything random; ``init="random"`` replaces the decoded weights by a random
+    initialisation of the same architecture (the honest baseline); ``progress``: a
+    tqdm bar (True), nothing (False) or a callable ``(step, loss)``.  Training needs
+    the model in memory: it cannot be combined with ``out`` (save the trained model
+    with ``Model.save``)."""
+    from .train import Finetune, random_init
+
+    if init not in (None, "random"):
+        raise SeedError(f"assemble: init must be None or 'random', got {init!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise SeedError(f"assemble: seed must be a whole number >= 0, got {seed!r}")
+    if data is None and (finetune is not None or anneal is not None):
+        raise SeedError("assemble: finetune / anneal need data=(X, y), the local labelled samples")
+    if finetune is not None and not isinstance(finetune, Finetune):
+        raise SeedError(f"assemble: finetune must be a seedcore.Finetune, got {type(finetune).__name__}")
     if out is not None:
+        if data is not None or init is not None:
+            raise SeedError("assemble: out= streams the seed as it is; training (data=) and init= need the "
+                            "model in memory (assemble without out=, then Model.save)")
         from .stream import stream_assemble
 
         with _seed_file_path(seed_or_path, max_bytes) as path:
@@ -74,6 +98,30 @@ def assemble(seed_or_path: Any, threads: int = 0, *, impl: str = "auto",
 
         with _seed_file_path(seed_or_path, max_bytes) as path:
             check_max_ram(plan_assembly(path), max_ram)
+    model = _assemble(seed_or_path, threads, impl=impl, max_bytes=max_bytes)
+    if init == "random":
+        model._tensors = random_init(model.graph, model._tensors, seed=seed)
+        model._executor = None
+    if data is None:
+        return model
+    if anneal is not None:
+        try:
+            from .anneal import run_anneal
+        except ImportError:
+            raise SeedError("assemble: annealing is not available in this build of seedcore") from None
+        from .train import _split_data
+
+        X, y = _split_data(data)
+        run_anneal(model, X, y, anneal, seed=seed, progress=progress)
+    if finetune is None and anneal is None:
+        finetune = Finetune()
+    if finetune is not None:
+        model.finetune(data, finetune, seed=seed, progress=progress)
+    return model
+
+
+def _assemble(seed_or_path: Any, threads: int = 0, *, impl: str = "auto",
+              max_bytes: int | None = None) -> Model:
     t0 = time.perf_counter()
     if isinstance(seed_or_path, Seed):
         seed = seed_or_path

@@ -19,6 +19,7 @@ assembles them back with a fast native decoder.
   seedcore verify model.seed
   seedcore assemble model.seed -o model.safetensors
   seedcore assemble model.seed -o model.onnx          (a seed with a graph)
+  seedcore assemble model.seed --data local.npz -o model.onnx   (fine-tuned on local samples)
   seedcore demo                                        (all-MiniLM-L6-v2 end to end)
   seedcore bench ram                                   (peak RAM of assembly; a source checkout)
 """
@@ -129,6 +130,61 @@ def _cmd_assemble(args) -> int:
                                 "only, supported outputs: .safetensors")
     elif args.opset is not None:
         raise SeedError("--opset applies to .onnx outputs only")
+    train_flags = [f for f in ("steps", "lr", "batch_size", "optimizer", "momentum", "weight_decay", "train", "loss",
+                               "train_threads") if getattr(args, f) is not None]
+    if args.data is None and train_flags:
+        raise SeedError(f"--{train_flags[0].replace('_', '-')} needs --data LOCAL.npz (the labelled samples)")
+    if args.data is None and args.init is None:
+        return _stream_to(args, out)
+    # training needs the model in memory: check that plan against --max-ram first
+    if args.max_ram is not None:
+        check_max_ram(plan_assembly(args.file), args.max_ram)
+    t0 = time.perf_counter()
+    model = assemble(args.file, threads=args.threads)
+    t1 = time.perf_counter()
+    trained = ""
+    if args.data is not None or args.init is not None:
+        from .train import Finetune, random_init
+
+        if args.init is not None:
+            model._tensors = random_init(model.graph, model._tensors, seed=args.seed or 0)
+            model._executor = None
+        if args.data is not None:
+            X, y = _load_npz(args.data)
+            defaults = Finetune()
+            train = args.train if args.train is not None else defaults.train
+            if isinstance(train, str) and "," in train:
+                train = [t.strip() for t in train.split(",") if t.strip()]
+            cfg = Finetune(
+                steps=defaults.steps if args.steps is None else args.steps,
+                lr=defaults.lr if args.lr is None else args.lr,
+                batch_size=defaults.batch_size if args.batch_size is None else args.batch_size,
+                optimizer=args.optimizer or defaults.optimizer,
+                momentum=defaults.momentum if args.momentum is None else args.momentum,
+                weight_decay=defaults.weight_decay if args.weight_decay is None else args.weight_decay,
+                train=train, loss=args.loss,
+                threads=args.train_threads or defaults.threads)
+            losses = model.finetune((X, y), cfg, seed=args.seed or 0, progress=sys.stderr.isatty())
+            r = model.evaluate(X, y)
+            acc = f", accuracy {r['accuracy']:.3f}" if "accuracy" in r else ""
+            trained = (f"; fine-tuned {len(losses)} steps on {args.data} ({r['n']} samples): "
+                       f"loss {r['loss']:.4f}{acc} on them")
+    t2 = time.perf_counter()
+    if suffix == ".onnx":
+        size = model.export_onnx(out, opset=17 if args.opset is None else args.opset)
+        what = f"ONNX opset {17 if args.opset is None else args.opset}, {len(model.graph['nodes'])} graph nodes"
+    else:
+        size = model.save(out)
+        what = f"{len(model)} tensors, {model.n_params:,} values"
+    train_time = f", train {t2 - t1:.2f} s" if trained else ""
+    print(f"wrote {out}: {size:,} bytes, {what}{trained} "
+          f"(decode {t1 - t0:.2f} s{train_time}, write {time.perf_counter() - t2:.2f} s)")
+    return 0
+
+
+def _stream_to(args, out: str) -> int:
+    from .stream import check_max_ram, plan_assembly, stream_assemble
+
     # The plan (from the metadata alone) before anything is allocated or decoded.
     plan = plan_assembly(args.file, out)
     if args.max_ram is not None:
@@ -144,6 +200,27 @@ def _cmd_assemble(args) -> int:
     return 0
 
 
+def _load_npz(path: str):
+    """(X, y) from an .npz with arrays X and y (no pickles)."""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in ("X", "y") if k not in z.files]
+            if missing:
+                raise SeedError(f"{path}: the .npz has no array {missing[0]!r} (it needs X, the inputs, and y, "
+                                f"the labels or targets; it has {sorted(z.files)})")
+            return z["X"], z["y"]
+    except SeedError:
+        raise
+    except FileNotFoundError:
+        raise SeedError(f"{path}: no such file") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise SeedError(f"{path}: not a readable .npz file of arrays ({e})") from None
+
+
 def _cmd_bench(args) -> int:
     """Runs bench/NAME.py of a source checkout (the benchmarks are not installed)."""
     import subprocess
@@ -155,6 +232,7 @@ def _cmd_bench(args) -> int:
                         "(the benchmarks live in the repository's bench/ folder, not in the package)")
     cmd = [sys.executable, script] + (["--quick"] if args.quick else []) + (["--write"] if args.write else [])
     return subprocess.call(cmd)
+
 
 
 def _cmd_demo(args) -> int:
@@ -228,6 +306,27 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--max-ram", default=None, metavar="SIZE",
                    help="refuse before decoding anything when the plan needs more RAM than SIZE "
                         "(e.g. 512M, 1G; the largest tensor + 16 MiB when streaming)")
+    t = a.add_argument_group(
+        "on-device training",
+        "with --data, fine-tune the assembled model on local labelled samples with the native trainer "
+        "before writing it (defaults: seedcore.Finetune())")
+    t.add_argument("--data", metavar="LOCAL.npz",
+                   help="an .npz with arrays X (inputs, axis 0 = sample, shaped as the model's input) and y "
+                        "(integer class labels, or float targets)")
+    t.add_argument("--steps", type=int, help="SGD/Adam steps (default 200)")
+    t.add_argument("--lr", type=float, help="learning rate (default 0.1)")
+    t.add_argument("--batch-size", type=int, help="samples per step (default 32)")
+    t.add_argument("--optimizer", choices=["sgd", "adam"], help="default sgd")
+    t.add_argument("--momentum", type=float, help="SGD momentum (default 0.5)")
+    t.add_argument("--weight-decay", type=float, help="L2 weight decay (default 0)")
+    t.add_argument("--train", help="what trains: all (default), head, last:K, biases_norms, re:PATTERN, "
+                                   "or comma-separated tensor names")
+    t.add_argument("--loss", choices=["cross_entropy", "mse", "cosine"],
+                   help="default: cross_entropy for integer labels, mse for float targets")
+    t.add_argument("--init", choices=["random"],
+                   help="replace the decoded weights by a random initialisation (the baseline)")
+    t.add_argument("--seed", type=int, help="seed of the batch order and of --init random (default 0)")
+    t.add_argument("--train-threads", type=int, help="training threads (default 1)")
     a.set_defaults(func=_cmd_assemble)
 
     b = sub.add_parser(

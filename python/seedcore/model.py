@@ -243,6 +243,32 @@ class Model:
         values = tuple(out.values())
         return values[0] if len(values) == 1 else values
 
+    # -- training (issue 4) ------------------------------------------------------
+    def finetune(self, data, finetune=None, *, seed: int = 0, progress=True):
+        """Continues training in place on ``data = (X, y)`` with the native trainer
+        (``seedcore.Finetune`` settings; default ``Finetune()``); returns the per-step
+        losses (numpy float64). ``progress``: a tqdm bar (True), nothing (False) or a
+        callable ``(step, loss)``. On an error the weights are left as they were."""
+        from .train import finetune as _finetune
+
+        return _finetune(self, data, finetune, seed=seed, progress=progress)
+
+    def evaluate(self, X, y, *, batch_size: int = 256, threads: int | None = None) -> dict:
+        """``{"loss", "accuracy", "n"}`` of the first output against ``y``: mean
+        cross-entropy and accuracy for integer labels, mean squared error (no
+        accuracy) for float targets."""
+        from .train import evaluate as _evaluate
+
+        return _evaluate(self, X, y, batch_size=batch_size, threads=threads)
+
+    def with_new_head(self, n_classes: int, *, seed: int = 0) -> "Model":
+        """A new Model with the last linear layer replaced by a freshly initialised
+        one with ``n_classes`` outputs (seeded; same tensor names), for task
+        adaptation: ``model.with_new_head(10).finetune((X, y), Finetune(train="head"))``."""
+        from .train import with_new_head as _with_new_head
+
+        return _with_new_head(self, n_classes, seed=seed)
+
     def export_onnx(self, path: str | os.PathLike, opset: int = 17) -> int:
         """Writes a standard ONNX model (graph + these weights as float32/int64
         initializers; symbolic dimensions as ``dim_param``), checked with

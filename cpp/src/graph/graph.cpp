@@ -89,6 +89,14 @@ namespace {
 thread_local std::shared_ptr<BlockCache>* current_cache = nullptr;
 }  // namespace
 
+// For executors other than Graph (the trainer, cpp/src/train): see internal.h.
+std::shared_ptr<BlockCache> new_block_cache() { return std::make_shared<BlockCache>(); }
+std::shared_ptr<BlockCache>* swap_current_block_cache(std::shared_ptr<BlockCache>* cache) {
+  std::shared_ptr<BlockCache>* old = current_cache;
+  current_cache = cache;
+  return old;
+}
+
 Value new_value(ElemType dtype, std::vector<int64_t> shape) {
   Value v;
   v.dtype = dtype;

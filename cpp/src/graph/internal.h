@@ -82,6 +82,13 @@ struct Value {
   const int64_t* i64() const { return static_cast<const int64_t*>(data); }
 };
 
+// Recycling of large value blocks (graph.cpp) for executors other than Graph (the
+// trainer): a fresh cache, and making one current for new_value on this thread (returns
+// the previous one, which the caller restores; null = none).
+class BlockCache;
+std::shared_ptr<BlockCache> new_block_cache();
+std::shared_ptr<BlockCache>* swap_current_block_cache(std::shared_ptr<BlockCache>* cache);
+
 // A fresh owned value (64-byte aligned, uninitialised) and a writable pointer to it.
 Value new_value(ElemType dtype, std::vector<int64_t> shape);
 inline float* mut_f32(Value& v) { return static_cast<float*>(const_cast<void*>(v.data)); }
