@@ -1,8 +1,8 @@
 // The trainer's own forward of the ops whose backward needs more than their inputs:
-// conv2d with groups 1 (im2col of the whole batch, kept for the weight gradient, and
-// one GEMM for the batch instead of one per image) and max_pool2d (the position of
-// each maximum, so the backward pass is a scatter). Same results as the executor's ops
-// up to float summation order (the GEMM's K order is the same: c, kh, kw).
+// conv2d with groups 1 (im2col of the whole batch, kept for the weight gradient; a relu
+// that alone reads the output runs in the GEMM's epilogue) and max_pool2d (the position
+// of each maximum, so the backward pass is a scatter). Same results as the executor's
+// ops up to float summation order (the GEMM's K order is the same: c, kh, kw).
 #include <algorithm>
 #include <cstring>
 #include <limits>
