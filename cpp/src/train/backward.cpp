@@ -216,32 +216,37 @@ void col2im_add(const ConvGeom& g, const float* dcol, float* dxg, TaskRunner* ru
 void conv2d_backward_batched(NodeIO& io, const ConvGeom& g, NodeAux& aux) {
   const float* dy = io.dy();
   const int64_t NP = g.N * g.P;
-  // dyT[OC, N*P]
-  float* dyT = aux.tmp.data();
-  for (int64_t img = 0; img < g.N; ++img)
-    for (int64_t oc = 0; oc < g.OC; ++oc) std::memcpy(dyT + oc * NP + img * g.P, dy + (img * g.OC + oc) * g.P, size_t(g.P) * 4);
   if (io.want(2)) {
     float* db = io.grad(2);
-    for (int64_t oc = 0; oc < g.OC; ++oc) db[oc] += float(row_sum(dyT + oc * NP, NP));
+    for (int64_t oc = 0; oc < g.OC; ++oc) {
+      double s = 0.0;
+      for (int64_t img = 0; img < g.N; ++img) s += row_sum(dy + (img * g.OC + oc) * g.P, g.P);
+      db[oc] += float(s);
+    }
   }
-  if (io.want(1)) {  // dW[OC, Kg] += dyT[OC, N*P] · colsᵀ
-    GemmArgs ga;
-    ga.M = g.OC; ga.N = g.Kg; ga.K = NP;
-    ga.a = dyT; ga.a_rs = NP; ga.a_cs = 1;
-    ga.b = aux.cols.data(); ga.b_ks = 1; ga.b_ns = NP;
-    ga.c = io.grad(1); ga.c_rs = g.Kg; ga.c_cs = 1;
-    ga.accumulate = true;
-    gemm(ga, io.ctx.kernels, io.ctx.runner);
+  if (io.want(1)) {  // dW[OC, Kg] += Σ_img dy_img[OC, P] · cols_imgᵀ
+    float* dw = io.grad(1);
+    for (int64_t img = 0; img < g.N; ++img) {
+      GemmArgs ga;
+      ga.M = g.OC; ga.N = g.Kg; ga.K = g.P;
+      ga.a = dy + img * g.OC * g.P; ga.a_rs = g.P; ga.a_cs = 1;
+      ga.b = aux.cols.data() + img * g.P; ga.b_ks = 1; ga.b_ns = NP;
+      ga.c = dw; ga.c_rs = g.Kg; ga.c_cs = 1;
+      ga.accumulate = true;
+      gemm(ga, io.ctx.kernels, io.ctx.runner);
+    }
   }
-  if (io.want(0)) {  // dcols[Kg, N*P] = Wᵀ · dyT, then scattered back onto dx
+  if (io.want(0)) {  // dcols[Kg, N*P] = Wᵀ · dy (image by image), then scattered back onto dx
     std::vector<float>& dcols = io.ctx.scratch2;
     if (dcols.size() < size_t(NP * g.Kg)) dcols.resize(size_t(NP * g.Kg));
-    GemmArgs ga;
-    ga.M = g.Kg; ga.N = NP; ga.K = g.OC;
-    ga.a = io.in(1).f32(); ga.a_rs = 1; ga.a_cs = g.Kg;
-    ga.b = dyT; ga.b_ks = NP; ga.b_ns = 1;
-    ga.c = dcols.data(); ga.c_rs = NP; ga.c_cs = 1;
-    gemm(ga, io.ctx.kernels, io.ctx.runner);
+    for (int64_t img = 0; img < g.N; ++img) {
+      GemmArgs ga;
+      ga.M = g.Kg; ga.N = g.P; ga.K = g.OC;
+      ga.a = io.in(1).f32(); ga.a_rs = 1; ga.a_cs = g.Kg;
+      ga.b = dy + img * g.OC * g.P; ga.b_ks = g.P; ga.b_ns = 1;
+      ga.c = dcols.data() + img * g.P; ga.c_rs = NP; ga.c_cs = 1;
+      gemm(ga, io.ctx.kernels, io.ctx.runner);
+    }
     float* dx = io.grad(0);
     const float* dc = dcols.data();
     io.ctx.runner->run(size_t(g.N * g.C), [&](size_t t, unsigned) {  // one input plane per task: disjoint writes

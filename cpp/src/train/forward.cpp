@@ -1,8 +1,8 @@
 // The trainer's own forward of the ops whose backward needs more than their inputs:
-// conv2d with groups 1 (im2col of the whole batch, kept for the weight gradient, and
-// one GEMM for the batch instead of one per image) and max_pool2d (the position of
-// each maximum, so the backward pass is a scatter). Same results as the executor's ops
-// up to float summation order (the GEMM's K order is the same: c, kh, kw).
+// conv2d with groups 1 (im2col of the whole batch, kept for the weight gradient; a relu
+// that alone reads the output runs in the GEMM's epilogue) and max_pool2d (the position
+// of each maximum, so the backward pass is a scatter). Same results as the executor's
+// ops up to float summation order (the GEMM's K order is the same: c, kh, kw).
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -82,32 +82,23 @@ bool conv_forward(const Node& n, const std::vector<const Value*>& in, graph::Run
   const int64_t P = OH * OW, Kg = C * KH * KW, NP = N * P;
   if (NP * Kg > kMaxColFloats || NP == 0 || Kg == 0 || OC == 0) return false;
   aux.cols.resize(size_t(NP * Kg));
-  aux.tmp.resize(size_t(OC * NP));
   im2col_batch(x.f32(), N, C, H, W, KH, KW, OH, OW, a.stride, a.padding, a.dilation, aux.cols.data(), ctx.runner);
-  // tmp[OC, N*P] = W[OC, Kg] · cols[Kg, N*P] + b (cols read in place)
-  GemmArgs g;
-  g.M = OC; g.N = NP; g.K = Kg;
-  g.a = w.f32(); g.a_rs = Kg; g.a_cs = 1;
-  g.b = aux.cols.data(); g.b_ks = NP; g.b_ns = 1;
-  g.c = aux.tmp.data(); g.c_rs = NP; g.c_cs = 1;
-  g.bias_m = b ? b->f32() : nullptr;
-  gemm(g, ctx.kernels, ctx.runner);
+  // y_img[OC, P] = W[OC, Kg] · cols[:, img's P columns] + b (cols read in place), a
+  // following relu applied in the GEMM's epilogue (NaN kept, as the executor's relu)
   out = graph::new_value(ElemType::f32, {N, OC, OH, OW});
   float* yp = graph::mut_f32(out);
-  const float* tp = aux.tmp.data();
-  if (aux.relu_after) {
-    for (int64_t img = 0; img < N; ++img)
-      for (int64_t oc = 0; oc < OC; ++oc) {
-        const float* src = tp + oc * NP + img * P;
-        float* dst = yp + (img * OC + oc) * P;
-        for (int64_t p = 0; p < P; ++p) {  // as the executor's relu: NaN propagates
-          const float v = src[p];
-          dst[p] = v > 0.0f ? v : (v != v ? v : 0.0f);
-        }
-      }
-  } else {
-    for (int64_t img = 0; img < N; ++img)
-      for (int64_t oc = 0; oc < OC; ++oc) std::memcpy(yp + (img * OC + oc) * P, tp + oc * NP + img * P, size_t(P) * 4);
+  for (int64_t img = 0; img < N; ++img) {
+    GemmArgs g;
+    g.M = OC; g.N = P; g.K = Kg;
+    g.a = w.f32(); g.a_rs = Kg; g.a_cs = 1;
+    g.b = aux.cols.data() + img * P; g.b_ks = NP; g.b_ns = 1;
+    g.c = yp + img * OC * P; g.c_rs = P; g.c_cs = 1;
+    g.bias_m = b ? b->f32() : nullptr;
+    if (aux.relu_after) {
+      g.clamp_has_min = true;
+      g.clamp_min = 0.0f;
+    }
+    gemm(g, ctx.kernels, ctx.runner);
   }
   aux.used = true;
   return true;

@@ -49,7 +49,6 @@ struct Grads {
 struct NodeAux {
   bool used = false;        // the trainer's forward ran (else the executor's op)
   std::vector<float> cols;  // conv2d: im2col of the whole batch, [Kg, N*P]
-  std::vector<float> tmp;   // conv2d: [OC, N*P] staging
   std::vector<int32_t> arg; // max_pool2d: the input offset (within its plane) of each output
   // conv2d whose output only a relu reads: the relu is applied while the output is
   // written, and that relu node (relu_of = the conv's index) passes the value through.
