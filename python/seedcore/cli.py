@@ -137,6 +137,8 @@ def _cmd_assemble(args) -> int:
     if args.data is None and args.init is None:
         return _stream_to(args, out)
     # training needs the model in memory: check that plan against --max-ram first
+    from .assemble import assemble
+
     if args.max_ram is not None:
         check_max_ram(plan_assembly(args.file), args.max_ram)
     t0 = time.perf_counter()
