@@ -113,7 +113,7 @@ def _cmd_verify(args) -> int:
 
 
 def _cmd_assemble(args) -> int:
-    from .stream import check_max_ram, plan_assembly, stream_assemble
+    from .stream import check_max_ram, plan_assembly
 
     out = args.output
     suffix = os.path.splitext(out)[1].lower()
