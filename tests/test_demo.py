@@ -10,7 +10,7 @@ import pytest
 
 from seedcore import SeedError  # noqa: E402
 from seedcore.cli import main  # noqa: E402
-from seedcore.demo import cache_key, run_demo  # noqa: E402
+from seedcore.demo import CALIBRATION_SENTENCES, cache_key, run_demo  # noqa: E402
 
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory, minilm_path):
@@ -60,7 +60,9 @@ def test_demo_default_is_rate_allocated(tiny_bert, tmp_path):
     assert res["bpw"] <= 4.0 and res["native_cos_min"] > 0.9
     from seedcore import load
     ra = load(res["seed_path"]).provenance["rate_allocation"]
-    assert ra["target_bpw"] == 4 and ra["calibration"].startswith("input_ids [8, ")  # the calibration set
+    n = len(CALIBRATION_SENTENCES)  # the calibration set, not the two sentences the graph is captured on
+    assert ra["target_bpw"] == 4 and ra["calibration"].startswith(f"input_ids [{n}, ")
+    assert load(res["seed_path"]).provenance["options"]["gptq"] is True
 
 
 def test_cache_key_follows_the_source(tmp_path):
