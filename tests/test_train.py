@@ -216,14 +216,23 @@ def test_diverging_loss_is_detected_and_the_model_kept(tmp_path):
         assert np.isfinite(m[k]).all()
 
 
-def test_anneal_without_the_module(tmp_path):
-    import importlib.util
-
-    if importlib.util.find_spec("seedcore.anneal") is not None:
-        pytest.skip("seedcore.anneal is present")
+def test_assemble_with_anneal_then_finetune(tmp_path):
+    """assemble(anneal=...) runs the native annealing on the local data first (alone, or
+    before fine-tuning: the hybrid); deterministic for a seed; a bad config is refused."""
     path, _ = _lenet_seed(tmp_path)
-    X, y = _toy_data(8)
-    with pytest.raises(SeedError, match="annealing is not available"):
+    X, y = _toy_data(32)
+    base = seedcore.assemble(path)
+    a = seedcore.assemble(path, data=(X, y), anneal=seedcore.Anneal(steps=40), seed=1, progress=False)
+    b = seedcore.assemble(path, data=(X, y), anneal=seedcore.Anneal(steps=40), seed=1, progress=False)
+    assert any(not np.array_equal(a[k], base[k]) for k in a)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert a.evaluate(X, y)["loss"] <= base.evaluate(X, y)["loss"]  # the best state is kept
+    h = seedcore.assemble(path, data=(X, y), anneal=seedcore.Anneal(steps=40),
+                          finetune=Finetune(steps=10, lr=0.05), seed=1, progress=False)
+    assert any(not np.array_equal(h[k], a[k]) for k in a)
+    assert np.isfinite(h.evaluate(X, y)["loss"])
+    with pytest.raises(SeedError):
         seedcore.assemble(path, data=(X, y), anneal=object(), progress=False)
 
 
