@@ -236,6 +236,20 @@ def test_assemble_with_anneal_then_finetune(tmp_path):
         seedcore.assemble(path, data=(X, y), anneal=object(), progress=False)
 
 
+def test_assemble_progress_callable_spans_both_phases(tmp_path):
+    """One (step, loss) callable serves the annealing and the fine-tuning phase of the
+    hybrid, with the steps counted on: fine-tuning's steps follow annealing's last."""
+    path, _ = _lenet_seed(tmp_path)
+    X, y = _toy_data(32)
+    seen = []
+    seedcore.assemble(path, data=(X, y), anneal=seedcore.Anneal(steps=40), finetune=Finetune(steps=5),
+                      seed=1, progress=lambda step, loss: seen.append((step, loss)))
+    steps = [s for s, _ in seen]
+    assert steps == sorted(steps) and len(set(steps)) == len(steps)
+    assert steps[-5:] == list(range(41, 46))  # 40 annealing steps, then fine-tuning's 1..5
+    assert all(np.isfinite(loss) for _, loss in seen)
+
+
 # ---------------------------------------------------------------------------
 # the optimisers against torch
 

@@ -71,7 +71,9 @@ def assemble(seed_or_path: Any, threads: int = 0, *, impl: str = "auto",
     (a ``seedcore.Finetune``; ``Finetune()`` when neither is given).  ``seed`` seeds
     everything random; ``init="random"`` replaces the decoded weights by a random
     initialisation of the same architecture (the honest baseline); ``progress``: a
-    tqdm bar (True), nothing (False) or a callable ``(step, loss)``.  Training needs
+    tqdm bar (True), nothing (False) or a callable ``(step, loss)``, called through
+    both phases with the step counted on (annealing steps or generations first; the
+    loss is the annealing energy there).  Training needs
     the model in memory: it cannot be combined with ``out`` (save the trained model
     with ``Model.save``)."""
     from .train import Finetune, random_init
@@ -112,12 +114,27 @@ def assemble(seed_or_path: Any, threads: int = 0, *, impl: str = "auto",
         from .train import _split_data
 
         X, y = _split_data(data)
-        run_anneal(model, X, y, anneal, seed=seed, progress=progress)
+        hist = run_anneal(model, X, y, anneal, seed=seed, progress=_phase_progress(progress, 0))
+        done = len(hist["energies"])
+    else:
+        done = 0
     if finetune is None and anneal is None:
         finetune = Finetune()
     if finetune is not None:
-        model.finetune(data, finetune, seed=seed, progress=progress)
+        model.finetune(data, finetune, seed=seed, progress=_phase_progress(progress, done))
     return model
+
+
+def _phase_progress(progress, offset: int):
+    """assemble's progress callable is always ``(step, loss)``, counted on across the
+    phases (annealing steps or generations, then fine-tuning steps); the annealing
+    phase's (step, energy, temperature) is mapped onto it."""
+    if not callable(progress) or progress is True:
+        return progress
+
+    def cb(step, loss, *_):
+        progress(int(step) + offset, float(loss))
+    return cb
 
 
 def _assemble(seed_or_path: Any, threads: int = 0, *, impl: str = "auto",
