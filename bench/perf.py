@@ -108,7 +108,7 @@ def measure(quick: bool) -> dict:
     import ram
     import train
 
-    res = {}
+    res = {"load_start": os.getloadavg()[0]}
     n = 1_000_000 if quick else 64_000_000
     reps = 3 if quick else 7
     print("decode throughput ...", file=sys.stderr, flush=True)
@@ -133,6 +133,7 @@ def measure(quick: bool) -> dict:
 
     print("SGD ...", file=sys.stderr, flush=True)
     res["sgd"] = train.steps_per_second(1, 20 if quick else 100, 2 if quick else 5)
+    res["load_end"] = os.getloadavg()[0]
     return res
 
 
@@ -209,7 +210,9 @@ def render(res: dict, rows: list[dict], command: str, plot_file: str, locked: bo
              "minutes apart in this one run, median of several runs after a warm-up. The machine is shared with "
              "other agents (builds, tests)" + ("; the run held the benchmark lock /tmp/seedcore-bench.lock, which keeps "
              "other timing runs out but not their builds and tests" if locked else "") + ", so absolute numbers are "
-             "noisy.", "",
+             "noisy: the 1-minute load average was "
+             f"{res['load_start']:.1f} at the start of the run and {res['load_end']:.1f} at its end, on "
+             f"{os.cpu_count()} cores.", "",
              "### Summary", "",
              markdown(rows, [("measure", "measure", "{}"), ("unit", "unit", "{}"), ("seedcore", "seedcore", "{:.2f}"),
                              ("baseline", "baseline", "{:.2f}"), ("baseline_what", "baseline is", "{}"),
