@@ -69,22 +69,30 @@ def throughput(n: int, repeats: int) -> list[dict]:
     return rows
 
 
-def minilm(repeats: int) -> list[dict]:
+def assemble_vs_load(fp32_path, seeds, repeats: int) -> list[dict]:
+    """seedcore.assemble of each (label, seed path) with 1 thread and all cores against
+    loading the fp32 safetensors file with safetensors.numpy.load_file (page cache)."""
     from safetensors.numpy import load_file
-    src = minilm_path()
-    load_s = median_time(lambda: load_file(str(src)), repeats)
+    load_s = median_time(lambda: load_file(str(fp32_path)), repeats)
     rows = [{"what": "fp32 safetensors load (safetensors.numpy.load_file)",
-             "bytes": src.stat().st_size, "seconds": load_s}]
-    for codec, bits in (("prng", 4), ("prng", 4.5), ("q4", 4), ("q8", 8)):
-        path, _ = minilm_seed(codec, bits if codec == "prng" else None)
+             "bytes": os.path.getsize(fp32_path), "seconds": load_s, "threads": None}]
+    for label, path in seeds:
         for threads in (1, 0):
             secs = median_time(lambda: seedcore.assemble(str(path), threads=threads), repeats)
-            label = f"assemble {codec}{' ' + str(bits) + ' bpw' if codec == 'prng' else ''}, " \
-                    f"{'1 thread' if threads == 1 else f'{os.cpu_count()} threads'}"
-            rows.append({"what": label, "bytes": path.stat().st_size, "seconds": secs})
+            rows.append({"what": f"assemble {label}, "
+                                 f"{'1 thread' if threads == 1 else f'{os.cpu_count()} threads'}",
+                         "bytes": os.path.getsize(path), "seconds": secs, "threads": threads})
     for r in rows:
         r["speedup"] = load_s / r["seconds"]
     return rows
+
+
+def minilm(repeats: int) -> list[dict]:
+    seeds = []
+    for codec, bits in (("prng", 4), ("prng", 4.5), ("q4", 4), ("q8", 8)):
+        path, _ = minilm_seed(codec, bits if codec == "prng" else None)
+        seeds.append((f"{codec}{' ' + str(bits) + ' bpw' if codec == 'prng' else ''}", path))
+    return assemble_vs_load(minilm_path(), seeds, repeats)
 
 
 def render(tp: list[dict], ml: list[dict], n: int) -> str:
