@@ -78,7 +78,8 @@ def plot(rows, labels, samples, steps, heat_png, lines_png) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(labels), figsize=(3.6 * len(labels), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(labels), figsize=(3.4 * len(labels), 3.6), squeeze=False, sharey=True,
+                             constrained_layout=True)
     for ax, label in zip(axes[0], labels):
         a = np.array([[next(r["acc"] for r in rows if r["what"] == label and r["n"] == n and r["steps"] == s)
                        for s in steps] for n in samples])
@@ -92,8 +93,8 @@ def plot(rows, labels, samples, steps, heat_png, lines_png) -> None:
         ax.set_yticks(range(len(samples)))
         ax.set_yticklabels(samples, fontsize=7)
         ax.set_xlabel("SGD steps")
-        ax.set_ylabel("labelled samples")
-        ax.set_title(label, fontsize=9)
+        ax.set_title(label, fontsize=8)
+    axes[0][0].set_ylabel("labelled samples")
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="test accuracy")
     fig.savefig(heat_png, dpi=110)
     plt.close(fig)
