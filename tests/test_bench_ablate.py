@@ -13,3 +13,12 @@ def test_ablate_quick(tmp_path):
         "### d. Compression–accuracy curve", "fp16 (raw float16)", "q4 (Q4_0-style)", "prng 4 bpw", "stats (k = 8)",
         "random init (no file)", "<!-- ablate:end -->"], ["ablate-ratio"])
     assert "nan" not in out.lower().split("<!-- ablate:begin -->")[1]
+
+
+def test_cli_knows_the_benchmarks():
+    from seedcore import cli
+
+    for name in ("ablate", "zeroshot", "budget"):
+        assert name in cli.BENCHMARKS
+        args = cli.build_parser().parse_args(["bench", name, "--quick"])
+        assert args.name == name and args.quick and not args.write
