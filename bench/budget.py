@@ -54,8 +54,9 @@ def grid(task: Task, samples, steps, seeds) -> list[dict]:
     for label, path, init, lr in starts(task):
         for n in samples:
             for s in steps:
+                runs = seeds if s or init else 1  # a seed assembled without training does not depend on the seed
                 accs = [task.train(path, n, seed=k, init=init, finetune=Finetune(steps=s, lr=lr) if s else None)[0]
-                        for k in range(seeds)]
+                        for k in range(runs)]
                 m, sd = mean_sd(accs)
                 rows.append({"what": label, "n": n, "steps": s, "acc": m, "sd": sd})
             print(f"  {label} n={n}: " + " ".join(f"{r['acc']:.3f}" for r in rows[-len(steps):]), flush=True)
