@@ -192,8 +192,13 @@ def render(cmd, task, lenet, mobilenet, minilm, inits) -> str:
           f"{rnd['acc']:.3f}, chance {task.chance:.3f}: the statistics alone carry no task knowledge."]
     if mobilenet:
         s = next(r for r in mobilenet if r["what"] == "stats")
-        L[-1] += (f" MobileNetV2: `stats` agrees with the original on {s['agree']:.3f} of the crops "
-                  f"(random init {mobilenet[-2]['agree']:.3f}, chance 0.001).")
+        kept = ", ".join(f"{r['what']} {r['agree']:.3f}" for r in mobilenet
+                         if r["kind"] == "seed" and r["what"] != "stats")
+        L[-1] += (f" MobileNetV2 with one codec on every weight: {kept}; `stats` {s['agree']:.3f}, random init "
+                  f"{mobilenet[-2]['agree']:.3f}, chance 0.001. Only q8 keeps most of the knowledge there: 4-bit "
+                  "blocks fail on the per-channel-small tensors (the first conv and the depthwise convs, batch norm "
+                  "folded); the default extraction (rate allocation) handles them (bench/RESULTS.md, quality "
+                  "section).")
     if minilm:
         s = next(r for r in minilm if r["what"].startswith("stats"))
         L[-1] += (f" MiniLM: `stats` mean cosine {s['cos']:.4f}, random init {minilm[-2]['cos']:.4f}, "
