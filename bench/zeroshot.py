@@ -192,13 +192,14 @@ def render(cmd, task, lenet, mobilenet, minilm, inits) -> str:
           f"{rnd['acc']:.3f}, chance {task.chance:.3f}: the statistics alone carry no task knowledge."]
     if mobilenet:
         s = next(r for r in mobilenet if r["what"] == "stats")
+        good = [r["what"] for r in mobilenet if r["kind"] == "seed" and r["agree"] >= 0.8]
         kept = ", ".join(f"{r['what']} {r['agree']:.3f}" for r in mobilenet
                          if r["kind"] == "seed" and r["what"] != "stats")
         L[-1] += (f" MobileNetV2 with one codec on every weight: {kept}; `stats` {s['agree']:.3f}, random init "
-                  f"{mobilenet[-2]['agree']:.3f}, chance 0.001. Only q8 keeps most of the knowledge there: 4-bit "
-                  "blocks fail on the per-channel-small tensors (the first conv and the depthwise convs, batch norm "
-                  "folded); the default extraction (rate allocation) handles them (bench/RESULTS.md, quality "
-                  "section).")
+                  f"{mobilenet[-2]['agree']:.3f}, chance 0.001. At or above 80 % agreement: "
+                  f"{', '.join(good) or 'none'}. The 4-bit codecs fail there on the per-channel-small tensors (the "
+                  "first conv and the depthwise convs, batch norm folded), which the default extraction (rate "
+                  "allocation) keeps at higher precision (bench/RESULTS.md, quality section).")
     if minilm:
         s = next(r for r in minilm if r["what"].startswith("stats"))
         L[-1] += (f" MiniLM: `stats` mean cosine {s['cos']:.4f}, random init {minilm[-2]['cos']:.4f}, "
