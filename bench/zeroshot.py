@@ -143,7 +143,7 @@ def plot(lenet, mobilenet, minilm, path) -> None:
         panels.append(("MiniLM: mean embedding cosine", minilm, "cos"))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.6), squeeze=False)
     for ax, (title, rows, key) in zip(axes[0], panels):
-        names = [r["what"].split(" (")[0][:22] for r in rows]
+        names = [r["what"].replace("*", "").split(" (")[0][:22] for r in rows]
         colors = ["tab:blue" if r["kind"] == "seed" else "tab:grey" for r in rows]
         ax.barh(range(len(rows)), [r[key] for r in rows], color=colors)
         ax.set_yticks(range(len(rows)))
