@@ -125,7 +125,8 @@ def render(cmd, task, rows, labels, samples, steps, seeds, sizes) -> str:
          f"({sizes[labels[3]]:,} bytes) and a random init of the same architecture; the first n "
          "training images, `Finetune(steps=s)` (defaults otherwise: batch min(32, n), lr 0.1, momentum 0.5, "
          f"everything trains; the seeds that keep the trained weights also with lr {GENTLE_LR}: the default lr, tuned "
-         "for training from scratch, first wrecks a trained LeNet), every cell a fresh run, training seeds 0..{seeds - 1} for every starting point "
+         f"for training from scratch, first wrecks a trained LeNet), every cell a fresh run, training seeds 0..{seeds - 1} "
+         "for every starting point "
          "(mean test accuracy on the 1000 test images; ± the standard deviation over the seeds in the plots). "
          f"The trained LeNet (fp32, 4000 samples, Adam 1 epoch) scores {task.teacher_acc:.3f}; chance "
          f"(most frequent class) {task.chance:.3f}.", ""]
