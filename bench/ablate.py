@@ -232,7 +232,8 @@ def plot_ratio(lenet: list[dict], minilm: list[dict], path) -> None:
         pts = [r for r in minilm if "cos" in r]
         ax.plot([r["ratio"] for r in pts], [r["cos"] for r in pts], "o")
         for r in pts:
-            ax.annotate(r["what"][:28], (r["ratio"], r["cos"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            ax.annotate(r["what"].replace("*", "")[:28], (r["ratio"], r["cos"]), fontsize=6, xytext=(3, 3),
+                        textcoords="offset points")
         ax.set_xscale("log")
         ax.set_xlabel("compression ratio (32 / bits per weight)")
         ax.set_ylabel("mean cosine to the original embeddings (zero-shot)")
@@ -287,7 +288,8 @@ def main(argv=None) -> int:
     plot_ratio(lenet_ratio, minilm, png)
 
     cmd = "python bench/ablate.py --write" + ("" if args.seeds == 3 else f" --seeds {args.seeds}")
-    text = render(task, cmd, lock.get("locked", False) or quick, budgets, ns, seeds, variants, base, stats_rows, ft_steps, sched, sched_n, sched_budget,
+    text = render(task, cmd, lock.get("locked", False) or quick, budgets, ns, seeds, variants, base, stats_rows,
+                  ft_steps, sched, sched_n, sched_budget,
                   lenet_ratio, ratio_n, minilm)
     print(text)
     print(f"plot: {png}")
@@ -362,7 +364,8 @@ def render(task, cmd, locked, budgets, ns, seeds, variants, base, stats_rows, ft
           f"included: they weigh most in the smallest seeds); fine-tuned = `Finetune(steps={ft_steps})` on n = "
           f"{ratio_n} samples, mean over {seeds} seeds (the default lr 0.1, tuned for training from scratch; "
           f"and with lr {GENTLE_LR}, mean).", "",
-          markdown(lenet_ratio, [("what", "LeNet seed", "{}"), ("bytes", "bytes", "{:,}"), ("ratio", "ratio", "{:.1f}×"),
+          markdown(lenet_ratio, [("what", "LeNet seed", "{}"), ("bytes", "bytes", "{:,}"),
+                                 ("ratio", "ratio", "{:.1f}×"),
                                  ("zero", "zero-shot accuracy", "{:.3f}"), ("ft", "fine-tuned", "{:.3f}"),
                                  ("sd", "sd", "{:.3f}"), ("ft_gentle", f"fine-tuned, lr {GENTLE_LR}", "{:.3f}")]),
           ""]
