@@ -32,6 +32,23 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import machine, write_section  # noqa: E402
 
 
+SCHEDULES = ("geometric", "linear", "cosine", "adaptive")
+
+
+def schedule_runs(path, xs, ys, budget: int, seed: int = 0) -> list:
+    """Pure annealing of the seed at ``path`` on (xs, ys) with each temperature schedule
+    and with reheating (geometric, reheat=2), each with ``budget`` forward evaluations
+    over all the samples (the initial energy and the 20 probes of the automatic t0
+    included), one thread: a list of (label, model, history)."""
+    steps = budget - 1 - 20  # the initial energy and the 20 probes of the automatic t0
+    runs = []
+    for label, cfg in [(f"anneal ({s})", Anneal(steps=steps, schedule=s, threads=1)) for s in SCHEDULES] + [
+            ("anneal (geometric, reheat=2)", Anneal(steps=steps, reheat=2, threads=1))]:
+        model = seedcore.assemble(path)
+        runs.append((label, model, run_anneal(model, xs, ys, cfg, seed=seed)))
+    return runs
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--budget", type=int, default=2000, help="forward evaluations per search")
@@ -84,13 +101,8 @@ def main(argv=None) -> int:
     steps = args.budget - 1 - 20  # the initial energy and the 20 probes of the automatic t0
     row("stats seed, no data", seedcore.assemble(path))
     row("random init (PyTorch default), no data", random_init())
-    for schedule in ("geometric", "linear", "cosine", "adaptive"):
-        model = seedcore.assemble(path)
-        row(f"stats seed + anneal ({schedule})", model,
-            run_anneal(model, xs, ys, Anneal(steps=steps, schedule=schedule, threads=1), seed=args.seed))
-    model = seedcore.assemble(path)
-    row("stats seed + anneal (geometric, reheat=2)", model,
-        run_anneal(model, xs, ys, Anneal(steps=steps, reheat=2, threads=1), seed=args.seed))
+    for label, model, hist in schedule_runs(path, xs, ys, args.budget, args.seed):
+        row(f"stats seed + {label}", model, hist)
     pop, elite = 16, 2
     model = seedcore.assemble(path)
     row(f"stats seed + evolve (population {pop}, elite {elite})", model,

@@ -258,3 +258,20 @@ def test_prng_reference_decoder_matches_naive():
         params, payload = random_prng(r, n, C, P, K, e0)
         y = CODECS["prng"].decode(payload, (n,), "float32", params)
         assert same_bits(y, nd.prng_decode(payload, n, C, P, K, e0))
+
+
+def test_stats_ablation_options():
+    # the benchmarks' ablations write other statistics into the same format
+    x = (rng.standard_normal((40, 30)) * 0.3 + 0.2).astype(np.float32)
+    x[rng.random(x.shape) < 0.25] = 0
+    _, full, _ = roundtrip("stats", x, {"k": 4})
+    _, no_mom, y = roundtrip("stats", x, {"k": 4, "keep_moments": False})
+    f, m = np.frombuffer(full, "<f4"), np.frombuffer(no_mom, "<f4")
+    assert m[0] == 0 and np.isclose(m[1], 1 / np.sqrt(3 * 30)) and m[2] == f[2]
+    assert np.allclose(m[3:], f[3:] * m[1] / f[1], rtol=1e-5)
+    assert abs(y[y != 0].std() / m[1] - 1) < 0.2
+    _, no_sp, y = roundtrip("stats", x, {"keep_sparsity": False})
+    s = np.frombuffer(no_sp, "<f4")
+    assert s[2] == 0 and np.isclose(s[0], x.mean(dtype=np.float64), rtol=1e-5) and np.mean(y == 0) < 0.01
+    _, bias, y = roundtrip("stats", x[0], {"keep_moments": False})
+    assert np.frombuffer(bias, "<f4")[:2].tolist() == [0, 0] and not y[y != 0].size

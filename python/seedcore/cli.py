@@ -247,7 +247,7 @@ def _cmd_demo(args) -> int:
 
 
 #: The benchmarks ``seedcore bench`` runs (bench/NAME.py, each taking --quick and --write).
-BENCHMARKS = ["ram", "scaling", "perf"]
+BENCHMARKS = ["compare", "rd", "ablate", "zeroshot", "budget", "scaling", "perf", "ram", "all"]
 
 
 def build_parser() -> argparse.ArgumentParser:

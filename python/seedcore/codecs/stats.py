@@ -127,9 +127,24 @@ def singular_values(a: np.ndarray, k: int) -> np.ndarray:
     return np.sqrt(ev)
 
 
+def init_std(shape) -> float:
+    """The standard deviation of torch's default initialisation of a weight of this
+    shape (uniform in +-1/sqrt(fan_in), fan_in = the product of the dimensions after
+    the first), for 2+ dimensions; 0 (zeros, the usual bias init) otherwise."""
+    if len(shape) < 2:
+        return 0.0
+    return 1.0 / math.sqrt(3.0 * max(element_count(tuple(shape)[1:]), 1))
+
+
 def encode(x: np.ndarray, options: dict) -> tuple[dict, bytes]:
     """options: ``k`` (default 8, clipped to min(rows, cols, 64); 0 for < 2-D),
-    ``seed`` (u32) or ``name`` (the seed is then crc32 of the name; default 0)."""
+    ``seed`` (u32) or ``name`` (the seed is then crc32 of the name; default 0).
+
+    Ablations (benchmarks only; the file format is unchanged, only what is written
+    into it): ``keep_moments=False`` writes mean 0 and the std of torch's default
+    initialisation (``init_std``) instead of the tensor's, the singular values
+    scaled by the same factor; ``keep_sparsity=False`` writes sparsity 0 and the
+    mean / std of all elements (zeros included). ``k=0`` drops the spectrum."""
     x = np.asarray(x, dtype=np.float32)
     shape = x.shape
     n = x.size
@@ -150,12 +165,16 @@ def encode(x: np.ndarray, options: dict) -> tuple[dict, bytes]:
         # mean and std of the non-zero elements: decoding zeroes a `sparsity`
         # fraction after adding the mean, so this reproduces all three
         x64 = x.astype(np.float64).reshape(-1)
-        nonzero = x64[x64 != 0]
+        nonzero = x64[x64 != 0] if options.get("keep_sparsity", True) else x64
         sparsity = 1.0 - nonzero.size / n
         mean = float(np.mean(nonzero)) if nonzero.size else 0.0
         std = float(np.sqrt(np.mean((nonzero - mean) ** 2))) if nonzero.size else 0.0
         rows, cols = rows_cols(shape)
         sig = singular_values((x64 - mean).reshape(rows, cols), k) if k else np.zeros(0)
+        if not options.get("keep_moments", True):
+            new_std = init_std(shape)
+            sig = sig * (new_std / std) if std > 0 else np.zeros_like(sig)
+            mean, std = 0.0, new_std
     values = np.array([mean, std, sparsity, *sig], dtype=np.float64).astype(np.float32)
     values[1] = max(values[1], F32(0))
     values[2] = min(max(values[2], F32(0)), F32(1))
