@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "train/trainer_internal.h"
 
@@ -212,10 +213,51 @@ void col2im_add(const ConvGeom& g, const float* dcol, float* dxg, TaskRunner* ru
   });
 }
 
-// conv2d after the trainer's forward (groups 1): the batch's im2col is in aux.cols.
+// plane (one input channel, H x W) += col2im of its KH * KW rows of dcols (P floats
+// each), in (kh, kw, oh, ow) order for every element. Geometry by value: in the
+// thread pool's lambda every bound was reloaded through a reference on each add.
+void col2im_plane_add(const ConvGeom g, const float* rows, float* plane) {
+  if (g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1) {
+    // stride 1: through a zero-bordered copy of the plane, so that no tap needs bounds
+    const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw;
+    thread_local std::vector<float> padded;
+    padded.assign(size_t(Hp * Wp), 0.0f);
+    float* pp = padded.data();
+    for (int64_t h = 0; h < g.H; ++h)
+      for (int64_t w = 0; w < g.W; ++w) pp[(h + g.ph) * Wp + g.pw + w] = plane[h * g.W + w];
+    const int64_t OH = g.OH, OW = g.OW;
+    for (int64_t kh = 0; kh < g.KH; ++kh)
+      for (int64_t kw = 0; kw < g.KW; ++kw, rows += g.P) {
+        float* dst = pp + kh * Wp + kw;
+        for (int64_t oh = 0; oh < OH; ++oh)
+          for (int64_t ow = 0; ow < OW; ++ow) dst[oh * Wp + ow] += rows[oh * OW + ow];
+      }
+    for (int64_t h = 0; h < g.H; ++h)
+      for (int64_t w = 0; w < g.W; ++w) plane[h * g.W + w] = pp[(h + g.ph) * Wp + g.pw + w];
+    return;
+  }
+  for (int64_t kh = 0; kh < g.KH; ++kh)
+    for (int64_t kw = 0; kw < g.KW; ++kw, rows += g.P) {
+      const int64_t off = kw * g.dw - g.pw;
+      const int64_t lo = std::min<int64_t>(g.OW, off >= 0 ? 0 : (-off + g.sw - 1) / g.sw);
+      const int64_t hi = std::max<int64_t>(lo, std::min<int64_t>(g.OW, g.W - off > 0 ? (g.W - off + g.sw - 1) / g.sw : 0));
+      for (int64_t oh = 0; oh < g.OH; ++oh) {
+        const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+        if (ih < 0 || ih >= g.H) continue;
+        const float* srow = rows + oh * g.OW;
+        float* prow = plane + ih * g.W + off;
+        if (g.sw == 1)
+          for (int64_t ow = lo; ow < hi; ++ow) prow[ow] += srow[ow];
+        else
+          for (int64_t ow = lo; ow < hi; ++ow) prow[ow * g.sw] += srow[ow];
+      }
+    }
+}
+
+// conv2d after the trainer's forward (groups 1, im2col image by image).
 void conv2d_backward_batched(NodeIO& io, const ConvGeom& g, NodeAux& aux) {
   const float* dy = io.dy();
-  const int64_t NP = g.N * g.P;
+  const int64_t KgP = g.Kg * g.P;
   if (io.want(2)) {
     float* db = io.grad(2);
     for (int64_t oc = 0; oc < g.OC; ++oc) {
@@ -224,52 +266,40 @@ void conv2d_backward_batched(NodeIO& io, const ConvGeom& g, NodeAux& aux) {
       db[oc] += float(s);
     }
   }
-  if (io.want(1)) {  // dW[OC, Kg] += Σ_img dy_img[OC, P] · cols_imgᵀ
+  if (io.want(1)) {  // dW[OC, Kg] += Σ_img dy_img[OC, P] · cols_imgᵀ, each image's im2col rebuilt
     float* dw = io.grad(1);
+    const Value& x = io.in(0);
+    const graph::Attrs& a = io.n.attrs;
+    aux.cols.resize(size_t(KgP));
     for (int64_t img = 0; img < g.N; ++img) {
+      im2col_batch(x.f32() + img * g.C * g.H * g.W, 1, g.C, g.H, g.W, g.KH, g.KW, g.OH, g.OW, a.stride, a.padding,
+                   a.dilation, aux.cols.data(), io.ctx.runner);
       GemmArgs ga;
       ga.M = g.OC; ga.N = g.Kg; ga.K = g.P;
       ga.a = dy + img * g.OC * g.P; ga.a_rs = g.P; ga.a_cs = 1;
-      ga.b = aux.cols.data() + img * g.P; ga.b_ks = 1; ga.b_ns = NP;
+      ga.b = aux.cols.data(); ga.b_ks = 1; ga.b_ns = g.P;
       ga.c = dw; ga.c_rs = g.Kg; ga.c_cs = 1;
       ga.accumulate = true;
       gemm(ga, io.ctx.kernels, io.ctx.runner);
     }
   }
-  if (io.want(0)) {  // dcols[Kg, N*P] = Wᵀ · dy (image by image), then scattered back onto dx
+  if (io.want(0)) {  // per image: dcols[Kg, P] = Wᵀ · dy_img, then scattered back onto dx_img (in cache)
     std::vector<float>& dcols = io.ctx.scratch2;
-    if (dcols.size() < size_t(NP * g.Kg)) dcols.resize(size_t(NP * g.Kg));
+    if (dcols.size() < size_t(KgP)) dcols.resize(size_t(KgP));
+    float* dx = io.grad(0);
+    const float* dc = dcols.data();
     for (int64_t img = 0; img < g.N; ++img) {
       GemmArgs ga;
       ga.M = g.Kg; ga.N = g.P; ga.K = g.OC;
       ga.a = io.in(1).f32(); ga.a_rs = 1; ga.a_cs = g.Kg;
       ga.b = dy + img * g.OC * g.P; ga.b_ks = g.P; ga.b_ns = 1;
-      ga.c = dcols.data() + img * g.P; ga.c_rs = NP; ga.c_cs = 1;
+      ga.c = dcols.data(); ga.c_rs = g.P; ga.c_cs = 1;
       gemm(ga, io.ctx.kernels, io.ctx.runner);
+      io.ctx.runner->run(size_t(g.C), [&](size_t t, unsigned) {  // one input plane per task: disjoint writes
+        const int64_t c = int64_t(t);
+        col2im_plane_add(g, dc + c * g.KH * g.KW * g.P, dx + (img * g.C + c) * g.H * g.W);
+      });
     }
-    float* dx = io.grad(0);
-    const float* dc = dcols.data();
-    io.ctx.runner->run(size_t(g.N * g.C), [&](size_t t, unsigned) {  // one input plane per task: disjoint writes
-      const int64_t img = int64_t(t) / g.C, c = int64_t(t) % g.C;
-      float* plane = dx + (img * g.C + c) * g.H * g.W;
-      for (int64_t kh = 0; kh < g.KH; ++kh)
-        for (int64_t kw = 0; kw < g.KW; ++kw) {
-          const float* src = dc + ((c * g.KH + kh) * g.KW + kw) * NP + img * g.P;
-          const int64_t off = kw * g.dw - g.pw;
-          const int64_t lo = std::min<int64_t>(g.OW, off >= 0 ? 0 : (-off + g.sw - 1) / g.sw);
-          const int64_t hi = std::max<int64_t>(lo, std::min<int64_t>(g.OW, g.W - off > 0 ? (g.W - off + g.sw - 1) / g.sw : 0));
-          for (int64_t oh = 0; oh < g.OH; ++oh) {
-            const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
-            if (ih < 0 || ih >= g.H) continue;
-            const float* srow = src + oh * g.OW;
-            float* prow = plane + ih * g.W + off;
-            if (g.sw == 1)
-              for (int64_t ow = lo; ow < hi; ++ow) prow[ow] += srow[ow];
-            else
-              for (int64_t ow = lo; ow < hi; ++ow) prow[ow * g.sw] += srow[ow];
-          }
-        }
-    });
   }
 }
 
