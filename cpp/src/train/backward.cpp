@@ -219,12 +219,9 @@ void col2im_add(const ConvGeom& g, const float* dcol, float* dxg, TaskRunner* ru
 void col2im_plane_add(const ConvGeom g, const float* rows, float* plane) {
   if (g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1) {
     // stride 1: through a zero-bordered copy of the plane, so that no tap needs bounds
-    const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw;
-    thread_local std::vector<float> padded;
-    padded.assign(size_t(Hp * Wp), 0.0f);
-    float* pp = padded.data();
-    for (int64_t h = 0; h < g.H; ++h)
-      for (int64_t w = 0; w < g.W; ++w) pp[(h + g.ph) * Wp + g.pw + w] = plane[h * g.W + w];
+    const int64_t Wp = g.W + 2 * g.pw;
+    thread_local std::vector<float> buf;
+    float* pp = padded_plane(buf, plane, g.H, g.W, g.ph, g.pw, 0);
     const int64_t OH = g.OH, OW = g.OW;
     for (int64_t kh = 0; kh < g.KH; ++kh)
       for (int64_t kw = 0; kw < g.KW; ++kw, rows += g.P) {
@@ -267,6 +264,8 @@ void conv2d_backward_batched(NodeIO& io, const ConvGeom& g, NodeAux& aux) {
     }
   }
   if (io.want(1)) {  // dW[OC, Kg] += Σ_img dy_img[OC, P] · cols_imgᵀ, each image's im2col rebuilt
+    // (a gather of colsᵀ straight into the GEMM's B panels was slower than im2col's row
+    // copies plus the GEMM's transposing pack)
     float* dw = io.grad(1);
     const Value& x = io.in(0);
     const graph::Attrs& a = io.n.attrs;
@@ -288,10 +287,15 @@ void conv2d_backward_batched(NodeIO& io, const ConvGeom& g, NodeAux& aux) {
     if (dcols.size() < size_t(KgP)) dcols.resize(size_t(KgP));
     float* dx = io.grad(0);
     const float* dc = dcols.data();
+    GemmArgs wt;  // Wᵀ, packed once for all the images
+    wt.M = g.Kg; wt.K = g.OC;
+    wt.a = io.in(1).f32(); wt.a_rs = 1; wt.a_cs = g.Kg;
+    const std::vector<float> wt_packed = gemm_pack_a(wt, io.ctx.kernels);
     for (int64_t img = 0; img < g.N; ++img) {
       GemmArgs ga;
       ga.M = g.Kg; ga.N = g.P; ga.K = g.OC;
       ga.a = io.in(1).f32(); ga.a_rs = 1; ga.a_cs = g.Kg;
+      ga.a_packed = wt_packed.data();
       ga.b = dy + img * g.OC * g.P; ga.b_ks = g.P; ga.b_ns = 1;
       ga.c = dcols.data(); ga.c_rs = g.P; ga.c_cs = 1;
       gemm(ga, io.ctx.kernels, io.ctx.runner);

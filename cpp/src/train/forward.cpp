@@ -51,6 +51,27 @@ void im2col_taps_s1(const float* padded, int64_t Wp, int64_t KH, int64_t KW, int
 }
 }  // namespace
 
+void pad_plane_into(const float* plane, int64_t H, int64_t W, int64_t ph, int64_t pw, float* p) {
+  const int64_t Hp = H + 2 * ph, Wp = W + 2 * pw;
+  std::fill(p, p + ph * Wp, 0.0f);
+  for (int64_t h = 0; h < H; ++h) {
+    float* row = p + (h + ph) * Wp;
+    std::fill(row, row + pw, 0.0f);
+    std::memcpy(row + pw, plane + h * W, size_t(W) * sizeof(float));
+    std::fill(row + pw + W, row + Wp, 0.0f);
+  }
+  std::fill(p + (H + ph) * Wp, p + Hp * Wp, 0.0f);
+}
+
+float* padded_plane(std::vector<float>& buf, const float* plane, int64_t H, int64_t W, int64_t ph, int64_t pw,
+                    int64_t slack) {
+  const int64_t n = (H + 2 * ph) * (W + 2 * pw);
+  if (buf.size() < size_t(n + slack)) buf.resize(size_t(n + slack));
+  pad_plane_into(plane, H, W, ph, pw, buf.data());
+  std::fill(buf.data() + n, buf.data() + n + slack, 0.0f);
+  return buf.data();
+}
+
 void im2col_batch(const float* xp, int64_t N, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t OH,
                   int64_t OW, const int64_t* stride, const int64_t* padding, const int64_t* dilation, float* cols,
                   TaskRunner* runner) {
@@ -62,15 +83,12 @@ void im2col_batch(const float* xp, int64_t N, int64_t C, int64_t H, int64_t W, i
     // output row is OW floats at a fixed offset, copied in whole 4-float pieces (a
     // row's overrun lands on the next row of the same task, written after it; the last
     // row of each kernel tap is copied exactly: the next one may belong to another task).
-    const int64_t Hp = H + 2 * ph, Wp = W + 2 * pw, pieces = OW / 4 * 4 == OW ? OW / 4 : OW / 4 + 1;
+    const int64_t Wp = W + 2 * pw, pieces = OW / 4 * 4 == OW ? OW / 4 : OW / 4 + 1;
     runner->run(size_t(N * C), [&](size_t t, unsigned) {
       const int64_t img = int64_t(t) / C, c = int64_t(t) % C;
-      thread_local std::vector<float> padded;
-      padded.assign(size_t(Hp * Wp + 4), 0.0f);
-      const float* plane = xp + (img * C + c) * H * W;
-      for (int64_t h = 0; h < H; ++h)
-        for (int64_t w = 0; w < W; ++w) padded[size_t((h + ph) * Wp + pw + w)] = plane[h * W + w];
-      im2col_taps_s1(padded.data(), Wp, KH, KW, OH, OW, pieces, cols + (img * Kg + c * KH * KW) * P);
+      thread_local std::vector<float> buf;
+      const float* padded = padded_plane(buf, xp + (img * C + c) * H * W, H, W, ph, pw, 4);
+      im2col_taps_s1(padded, Wp, KH, KW, OH, OW, pieces, cols + (img * Kg + c * KH * KW) * P);
     });
     return;
   }
@@ -210,12 +228,17 @@ bool conv_forward(const Node& n, const std::vector<const Value*>& in, graph::Run
   aux.cols.resize(size_t(P * Kg));
   out = graph::new_value(ElemType::f32, {N, OC, OH, OW});
   float* yp = graph::mut_f32(out);
+  GemmArgs wa;  // W, packed once for all the images
+  wa.M = OC; wa.K = Kg;
+  wa.a = w.f32(); wa.a_rs = Kg; wa.a_cs = 1;
+  const std::vector<float> w_packed = gemm_pack_a(wa, ctx.kernels);
   for (int64_t img = 0; img < N; ++img) {
     im2col_batch(x.f32() + img * C * H * W, 1, C, H, W, KH, KW, OH, OW, a.stride, a.padding, a.dilation,
                  aux.cols.data(), ctx.runner);
     GemmArgs g;
     g.M = OC; g.N = P; g.K = Kg;
     g.a = w.f32(); g.a_rs = Kg; g.a_cs = 1;
+    g.a_packed = w_packed.data();
     g.b = aux.cols.data(); g.b_ks = P; g.b_ns = 1;
     g.c = yp + img * OC * P; g.c_rs = P; g.c_cs = 1;
     g.bias_m = b ? b->f32() : nullptr;

@@ -69,6 +69,15 @@ void im2col_batch(const float* x, int64_t N, int64_t C, int64_t H, int64_t W, in
                   int64_t OW, const int64_t* stride, const int64_t* padding, const int64_t* dilation, float* cols,
                   TaskRunner* runner);
 
+// The H x W plane in the middle of a zero border of ph rows and pw columns, written to
+// the (H + 2 ph) x (W + 2 pw) floats at p.
+void pad_plane_into(const float* plane, int64_t H, int64_t W, int64_t ph, int64_t pw, float* p);
+// The H x W plane in the middle of a zero border (ph rows, pw columns) in `buf`, which is
+// (re)used as (H + 2 ph) x (W + 2 pw) floats plus `slack` zero floats; only the border
+// and the middle are written (no full zero fill per plane). Returns buf.data().
+float* padded_plane(std::vector<float>& buf, const float* plane, int64_t H, int64_t W, int64_t ph, int64_t pw,
+                    int64_t slack);
+
 struct BackwardContext {
   const GraphKernels& kernels;
   TaskRunner* runner;
