@@ -434,8 +434,10 @@ void max_pool_backward(NodeIO& io) {
           const float* d = dy + t * OHW;
           float* dst = dx + t * HW;
           const float* xi = xin + t * HW;
-          for (int64_t o = 0; o < OHW; ++o)
-            if (xi[arg[o]] > 0) dst[arg[o]] += d[o];
+          for (int64_t o = 0; o < OHW; ++o) {  // a select, not a branch (random signs mispredict)
+            const float v = dst[arg[o]];
+            dst[arg[o]] = xi[arg[o]] > 0 ? v + d[o] : v;
+          }
         }
         return;
       }
