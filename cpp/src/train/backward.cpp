@@ -251,6 +251,44 @@ void col2im_plane_add(const ConvGeom g, const float* rows, float* plane) {
     }
 }
 
+// Stride 1, dilation 1: the transposed im2col of one image, colsT[p, r] (row stride
+// ldc >= Kg + 3, columns past Kg zero) for p = (oh, ow), r = (c, kh, kw), from
+// zero-bordered copies of its planes. Each (c, kh) run of KW floats is copied in whole
+// 4-float pieces: the overrun lands on the next run of the row (written after it) or on
+// the row's zero columns (written last). One output row oh per task.
+void im2col_t_s1(const ConvGeom g, const float* ximg, int64_t ldc, float* dst, TaskRunner* runner) {
+  const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw, plane = Hp * Wp;
+  thread_local std::vector<float> pad;
+  if (pad.size() < size_t(g.C * plane + 4)) pad.resize(size_t(g.C * plane + 4));
+  for (int64_t c = 0; c < g.C; ++c) pad_plane_into(ximg + c * g.H * g.W, g.H, g.W, g.ph, g.pw, pad.data() + c * plane);
+  std::fill(pad.data() + g.C * plane, pad.data() + g.C * plane + 4, 0.0f);
+  thread_local std::vector<int64_t> run_src;  // per (c, kh) run: its offset in pad
+  run_src.resize(size_t(g.C * g.KH));
+  for (int64_t c = 0; c < g.C; ++c)
+    for (int64_t kh = 0; kh < g.KH; ++kh) run_src[size_t(c * g.KH + kh)] = c * plane + kh * Wp;
+  const float* src = pad.data();
+  const int64_t* runs = run_src.data();
+  const int64_t n_runs = g.C * g.KH, KW = g.KW, OW = g.OW, Kg = g.Kg;
+  runner->run(size_t(g.OH), [=](size_t t, unsigned) {
+    const int64_t oh = int64_t(t);
+    for (int64_t ow = 0; ow < OW; ++ow) {
+      float* row = dst + (oh * OW + ow) * ldc;
+      const float* s = src + oh * Wp + ow;
+      if (KW > 4 && KW <= 8) {  // LeNet's 5x5: two pieces per run, no inner loop
+        for (int64_t j = 0; j < n_runs; ++j) {
+          std::memcpy(row + j * KW, s + runs[j], 16);
+          std::memcpy(row + j * KW + 4, s + runs[j] + 4, 16);
+        }
+      } else {
+        const int64_t pieces = (KW + 3) / 4;
+        for (int64_t j = 0; j < n_runs; ++j)
+          for (int64_t q = 0; q < pieces; ++q) std::memcpy(row + j * KW + 4 * q, s + runs[j] + 4 * q, 16);
+      }
+      for (int64_t r = Kg; r < ldc; ++r) row[r] = 0.0f;
+    }
+  });
+}
+
 // conv2d after the trainer's forward (groups 1, im2col image by image).
 void conv2d_backward_batched(NodeIO& io, const ConvGeom& g, NodeAux& aux) {
   const float* dy = io.dy();
@@ -263,23 +301,44 @@ void conv2d_backward_batched(NodeIO& io, const ConvGeom& g, NodeAux& aux) {
       db[oc] += float(s);
     }
   }
-  if (io.want(1)) {  // dW[OC, Kg] += Σ_img dy_img[OC, P] · cols_imgᵀ, each image's im2col rebuilt
-    // (a gather of colsᵀ straight into the GEMM's B panels was slower than im2col's row
-    // copies plus the GEMM's transposing pack)
+  if (io.want(1)) {  // dW[OC, Kg] += Σ_img dy_img[OC, P] · cols_imgᵀ
     float* dw = io.grad(1);
     const Value& x = io.in(0);
     const graph::Attrs& a = io.n.attrs;
-    aux.cols.resize(size_t(KgP));
-    for (int64_t img = 0; img < g.N; ++img) {
-      im2col_batch(x.f32() + img * g.C * g.H * g.W, 1, g.C, g.H, g.W, g.KH, g.KW, g.OH, g.OW, a.stride, a.padding,
-                   a.dilation, aux.cols.data(), io.ctx.runner);
-      GemmArgs ga;
-      ga.M = g.OC; ga.N = g.Kg; ga.K = g.P;
-      ga.a = dy + img * g.OC * g.P; ga.a_rs = g.P; ga.a_cs = 1;
-      ga.b = aux.cols.data(); ga.b_ks = 1; ga.b_ns = g.P;
-      ga.c = dw; ga.c_rs = g.Kg; ga.c_cs = 1;
-      ga.accumulate = true;
-      gemm(ga, io.ctx.kernels, io.ctx.runner);
+    const int64_t NR = io.ctx.kernels.nr;
+    const int64_t ldc = (g.Kg + 3 + NR - 1) / NR * NR;  // whole B panels, room for im2col_t_s1's overrun
+    if (g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && g.C * (g.H + 2 * g.ph) * (g.W + 2 * g.pw) < (int64_t(1) << 31)) {
+      // colsᵀ [P, ldc] built directly (KW floats per copy), read in place as the GEMM's
+      // B: no transposing pack. The images accumulate into a zeroed [OC, ldc] block
+      // (the columns past Kg are zero), added to dW at the end.
+      aux.cols.resize(size_t(g.P * ldc));
+      std::vector<float>& acc = io.ctx.scratch1;
+      acc.assign(size_t(g.OC * ldc), 0.0f);
+      for (int64_t img = 0; img < g.N; ++img) {
+        im2col_t_s1(g, x.f32() + img * g.C * g.H * g.W, ldc, aux.cols.data(), io.ctx.runner);
+        GemmArgs ga;
+        ga.M = g.OC; ga.N = ldc; ga.K = g.P;
+        ga.a = dy + img * g.OC * g.P; ga.a_rs = g.P; ga.a_cs = 1;
+        ga.b = aux.cols.data(); ga.b_ks = ldc; ga.b_ns = 1;
+        ga.c = acc.data(); ga.c_rs = ldc; ga.c_cs = 1;
+        ga.accumulate = true;
+        gemm(ga, io.ctx.kernels, io.ctx.runner);
+      }
+      for (int64_t oc = 0; oc < g.OC; ++oc)
+        for (int64_t r = 0; r < g.Kg; ++r) dw[oc * g.Kg + r] += acc[size_t(oc * ldc + r)];
+    } else {  // each image's im2col rebuilt, read transposed (the GEMM packs it)
+      aux.cols.resize(size_t(KgP));
+      for (int64_t img = 0; img < g.N; ++img) {
+        im2col_batch(x.f32() + img * g.C * g.H * g.W, 1, g.C, g.H, g.W, g.KH, g.KW, g.OH, g.OW, a.stride, a.padding,
+                     a.dilation, aux.cols.data(), io.ctx.runner);
+        GemmArgs ga;
+        ga.M = g.OC; ga.N = g.Kg; ga.K = g.P;
+        ga.a = dy + img * g.OC * g.P; ga.a_rs = g.P; ga.a_cs = 1;
+        ga.b = aux.cols.data(); ga.b_ks = 1; ga.b_ns = g.P;
+        ga.c = dw; ga.c_rs = g.Kg; ga.c_cs = 1;
+        ga.accumulate = true;
+        gemm(ga, io.ctx.kernels, io.ctx.runner);
+      }
     }
   }
   if (io.want(0)) {  // per image: dcols[Kg, P] = Wᵀ · dy_img, then scattered back onto dx_img (in cache)
