@@ -251,6 +251,27 @@ void col2im_plane_add(const ConvGeom g, const float* rows, float* plane) {
     }
 }
 
+// One output row of im2col_t_s1 (its OW rows of colsT). A function with its bounds by
+// value: in the lambda they were members of the closure, reloaded after every memcpy
+// (char-typed stores may alias them), which doubled the loop.
+void im2col_t_row(const float* src, const int64_t* runs, int64_t n_runs, int64_t KW, int64_t OW, int64_t Kg,
+                  int64_t ldc, float* dst) {
+  for (int64_t ow = 0; ow < OW; ++ow, dst += ldc) {
+    const float* s = src + ow;
+    if (KW > 4 && KW <= 8) {  // LeNet's 5x5: two pieces per run, no inner loop
+      for (int64_t j = 0; j < n_runs; ++j) {
+        std::memcpy(dst + j * KW, s + runs[j], 16);
+        std::memcpy(dst + j * KW + 4, s + runs[j] + 4, 16);
+      }
+    } else {
+      const int64_t pieces = (KW + 3) / 4;
+      for (int64_t j = 0; j < n_runs; ++j)
+        for (int64_t q = 0; q < pieces; ++q) std::memcpy(dst + j * KW + 4 * q, s + runs[j] + 4 * q, 16);
+    }
+    for (int64_t r = Kg; r < ldc; ++r) dst[r] = 0.0f;
+  }
+}
+
 // Stride 1, dilation 1: the transposed im2col of one image, colsT[p, r] (row stride
 // ldc >= Kg + 3, columns past Kg zero) for p = (oh, ow), r = (c, kh, kw), from
 // zero-bordered copies of its planes. Each (c, kh) run of KW floats is copied in whole
@@ -270,22 +291,7 @@ void im2col_t_s1(const ConvGeom g, const float* ximg, int64_t ldc, float* dst, T
   const int64_t* runs = run_src.data();
   const int64_t n_runs = g.C * g.KH, KW = g.KW, OW = g.OW, Kg = g.Kg;
   runner->run(size_t(g.OH), [=](size_t t, unsigned) {
-    const int64_t oh = int64_t(t);
-    for (int64_t ow = 0; ow < OW; ++ow) {
-      float* row = dst + (oh * OW + ow) * ldc;
-      const float* s = src + oh * Wp + ow;
-      if (KW > 4 && KW <= 8) {  // LeNet's 5x5: two pieces per run, no inner loop
-        for (int64_t j = 0; j < n_runs; ++j) {
-          std::memcpy(row + j * KW, s + runs[j], 16);
-          std::memcpy(row + j * KW + 4, s + runs[j] + 4, 16);
-        }
-      } else {
-        const int64_t pieces = (KW + 3) / 4;
-        for (int64_t j = 0; j < n_runs; ++j)
-          for (int64_t q = 0; q < pieces; ++q) std::memcpy(row + j * KW + 4 * q, s + runs[j] + 4 * q, 16);
-      }
-      for (int64_t r = Kg; r < ldc; ++r) row[r] = 0.0f;
-    }
+    im2col_t_row(src + int64_t(t) * Wp, runs, n_runs, KW, OW, Kg, ldc, dst + int64_t(t) * OW * ldc);
   });
 }
 
