@@ -313,7 +313,7 @@ void conv2d_backward_batched(NodeIO& io, const ConvGeom& g, NodeAux& aux) {
     const graph::Attrs& a = io.n.attrs;
     const int64_t NR = io.ctx.kernels.nr;
     const int64_t ldc = (g.Kg + 3 + NR - 1) / NR * NR;  // whole B panels, room for im2col_t_s1's overrun
-    if (g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && g.C * (g.H + 2 * g.ph) * (g.W + 2 * g.pw) < (int64_t(1) << 31)) {
+    if (g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1) {
       // colsᵀ [P, ldc] built directly (KW floats per copy), read in place as the GEMM's
       // B: no transposing pack. The images accumulate into a zeroed [OC, ldc] block
       // (the columns past Kg are zero), added to dW at the end.

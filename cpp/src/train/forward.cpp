@@ -1,7 +1,8 @@
-// The trainer's own forward of the ops whose backward needs more than their inputs:
-// conv2d with groups 1 (im2col of the whole batch, kept for the weight gradient; a relu
-// that alone reads the output runs in the GEMM's epilogue) and max_pool2d (the position
-// of each maximum, so the backward pass is a scatter). Same results as the executor's
+// The trainer's own forward of conv2d with groups 1 (im2col image by image into one
+// reused buffer, W packed once per call; a relu that alone reads the output runs in the
+// GEMM's epilogue; the backward pass rebuilds what it needs from the input, which is
+// cheaper than writing a batch-sized im2col out to memory) and of max_pool2d (the
+// position of each maximum, so the backward pass is a scatter). Same results as the executor's
 // ops up to float summation order (the GEMM's K order is the same: c, kh, kw).
 #include <algorithm>
 #include <cstring>
