@@ -2,8 +2,12 @@
 acceptance table (a LeNet stats seed vs a random init, same budget) and task
 adaptation (a new MobileNetV2 head on a prng seed vs the fp32 backbone).
 
-    python bench/train.py [--threads 1] [--steps 100] [--repeats 5]   # steps/s only
+    python bench/train.py [--threads 1] [--steps 100] [--repeats 5] [--write]   # steps/s only
     python bench/train.py --all [--write]     # + MNIST table + MobileNetV2 head (seeds cached in bench/out/)
+
+--write alone replaces only the steps/s table of the train section of
+bench/RESULTS.md (the MNIST and adaptation tables stay as they are); with --all
+the whole section.
 
 Steps/s: LeNet, batch 32, SGD with momentum 0.9, cross-entropy, the same
 random batches of MNIST-shaped data for both; PyTorch on the CPU with
@@ -146,6 +150,46 @@ def adapt(size: int = 96) -> list[dict]:
     return rows, cfg
 
 
+SPEED_HEAD = "### SGD steps per second (LeNet, batch 32, momentum 0.9, cross-entropy)"
+
+
+def speed_lines(sps: dict, args) -> list[str]:
+    from _common import machine
+
+    return [
+        SPEED_HEAD,
+        "",
+        f"Command: `python bench/train.py --write --threads {args.threads} --steps {args.steps} --repeats {args.repeats}`"
+        f" · machine: {machine()} · PyTorch {sps['torch_version']} · {date.today().isoformat()}",
+        "",
+        f"Both with {sps['threads']} thread(s), median of {args.repeats} alternating runs of {args.steps} steps"
+        " (absolute steps/s follow the load of the shared machine; the ratio compares runs taken turn about).",
+        "",
+        "| native steps/s | PyTorch steps/s | native / PyTorch |",
+        "|---|---|---|",
+        f"| {sps['native']:.1f} | {sps['torch']:.1f} | {sps['ratio']:.2f}× |",
+        "",
+        f"Target (issue 4): ≥ 2×: {'met' if sps['ratio'] >= 2 else 'not met'} in this run.",
+        "",
+    ]
+
+
+def write_speed_table(lines: list[str]) -> None:
+    """Replaces the steps/s subsection of the train section of RESULTS.md, nothing else."""
+    from _common import RESULTS
+
+    text = RESULTS.read_text()
+    begin, end = "<!-- train:begin -->", "<!-- train:end -->"
+    if begin not in text or end not in text or SPEED_HEAD not in text.split(begin, 1)[1].split(end, 1)[0]:
+        raise SystemExit("bench/RESULTS.md has no train section with a steps/s table: run --all --write first")
+    head, rest = text.split(begin, 1)
+    section, tail = rest.split(end, 1)
+    pre, post = section.split(SPEED_HEAD, 1)
+    nxt = post.find("\n### ")
+    post = post[nxt + 1:] if nxt >= 0 else ""
+    RESULTS.write_text(head + begin + pre + "\n".join(lines) + "\n" + post + end + tail)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=1)
@@ -153,12 +197,16 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--all", action="store_true", help="also the MNIST table and the MobileNetV2 head")
     p.add_argument("--seeds", type=int, default=5, help="training seeds per MNIST row")
-    p.add_argument("--write", action="store_true", help="with --all: replace the train section of bench/RESULTS.md")
+    p.add_argument("--write", action="store_true",
+                   help="replace the steps/s table of bench/RESULTS.md (with --all: the whole train section)")
     args = p.parse_args()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     sps = steps_per_second(args.threads, args.steps, args.repeats)
     print(f"LeNet batch 32, SGD, {args.threads} thread(s): native {sps['native']:.1f} steps/s, "
           f"PyTorch {sps['torch']:.1f} steps/s, native / PyTorch {sps['ratio']:.2f}x")
     if not args.all:
+        if args.write:
+            write_speed_table(speed_lines(sps, args))
         return
     table, seed_size = mnist_table(args.seeds)
     for r in table:
@@ -169,7 +217,6 @@ def main() -> None:
               f"{r['seconds']:.1f} s")
     if not args.write:
         return
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from _common import machine, write_section
 
     lines = [
@@ -179,16 +226,7 @@ def main() -> None:
         f"Command: `python bench/train.py --all --write --steps {args.steps} --repeats {args.repeats} --seeds {args.seeds}`"
         f" · machine: {machine()} · PyTorch {sps['torch_version']} · {date.today().isoformat()}",
         "",
-        "### SGD steps per second (LeNet, batch 32, momentum 0.9, cross-entropy)",
-        "",
-        f"Both with {sps['threads']} thread(s), median of {args.repeats} alternating runs of {args.steps} steps.",
-        "",
-        "| native steps/s | PyTorch steps/s | native / PyTorch |",
-        "|---|---|---|",
-        f"| {sps['native']:.1f} | {sps['torch']:.1f} | {sps['ratio']:.2f}× |",
-        "",
-        f"Target (issue 4): ≥ 2×: {'met' if sps['ratio'] >= 2 else 'not met'} in this run.",
-        "",
+        *speed_lines(sps, args),
         f"### MNIST 5k: a LeNet `stats` seed ({seed_size} bytes) + local samples, vs a random init",
         "",
         "Fixed 4000/1000 split (test accuracy on the 1000). `Finetune()` defaults (200 SGD steps, batch 32, lr 0.1,"

@@ -4,6 +4,7 @@
 // the loss, and bad trainable sets / targets refused with SeedError.
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -169,6 +170,43 @@ int main() {
     bool finite = true;
     for (int i = 0; i < 108; ++i) finite &= std::isfinite(ap[i]);
     CHECK(finite);
+  }
+
+  // the 2x2 max pool row: SIMD (SSE2 / NEON) against the scalar reference, bit for bit:
+  // random values with ties (zeros, as after a relu, and repeats), NaN and infinities,
+  // every row length 0..19 (whole vectors and tails) and an odd input width
+  {
+    std::mt19937 g(5);
+    std::uniform_int_distribution<int> kind(0, 9);
+    std::normal_distribution<float> d;
+    const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+    int mismatches = 0;
+    for (int trial = 0; trial < 200; ++trial) {
+      const int64_t ow = trial % 20, w = 2 * ow + (trial % 3 == 0 ? 1 : 0);
+      std::vector<float> rows(size_t(2 * w) + 1);
+      for (auto& v : rows) {
+        const int k = kind(g);
+        v = k < 3 ? 0.0f : k == 3 ? 1.0f : k == 4 ? nan : k == 5 ? (g() % 2 ? inf : -inf) : d(g);
+      }
+      std::vector<float> y1(size_t(ow) + 1, -7.0f), y2 = y1;
+      std::vector<int32_t> a1(size_t(ow) + 1, -7), a2 = a1;
+      max_pool_2x2_row(rows.data(), w, 100, ow, y1.data(), a1.data());
+      max_pool_2x2_row_reference(rows.data(), w, 100, ow, y2.data(), a2.data());
+      for (int64_t i = 0; i <= ow; ++i) {
+        const bool same = (y1[size_t(i)] == y2[size_t(i)] || (std::isnan(y1[size_t(i)]) && std::isnan(y2[size_t(i)]))) &&
+                          a1[size_t(i)] == a2[size_t(i)];
+        mismatches += !same;
+      }
+      CHECK(y1[size_t(ow)] == -7.0f && a1[size_t(ow)] == -7);  // nothing written past the row
+    }
+    CHECK_MSG(mismatches == 0, "%d outputs differ", mismatches);
+    // the reference's semantics: first maximum in window order, NaN wins
+    const float r[8] = {1, 3, 5, 3, 3, 0, nan, 5};  // two windows over rows {1,3,5,3} / {3,0,nan,5}
+    float y[2];
+    int32_t a[2];
+    max_pool_2x2_row(r, 4, 0, 2, y, a);
+    CHECK(y[0] == 3 && a[0] == 1);  // 3 at (0,1) before the tie at (1,0)
+    CHECK(std::isnan(y[1]) && a[1] == 6);
   }
 
   // the PRNG: fixed numbers on every platform

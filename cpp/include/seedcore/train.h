@@ -55,6 +55,14 @@ class BatchRng {
   uint64_t s_[4];
 };
 
+// One output row of a 2x2 / stride-2 max pool (the trainer's forward of max_pool2d): input
+// rows r0 and r0 + w, r0 at offset `base` of its plane; dst[ow] = the first maximum of
+// the window in (0,0), (0,1), (1,0), (1,1) order, NaN propagating (as torch), arg[ow] its
+// offset in the plane. SSE2 / NEON where the build has them, else the scalar reference;
+// both are public for the test that they agree.
+void max_pool_2x2_row(const float* r0, int64_t w, int32_t base, int64_t ow_count, float* dst, int32_t* arg);
+void max_pool_2x2_row_reference(const float* r0, int64_t w, int32_t base, int64_t ow_count, float* dst, int32_t* arg);
+
 class Trainer {
  public:
   // `graph_json`: metadata.graph; `weights`: every tensor it may name (copied: the

@@ -242,9 +242,10 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
               row_bias = edge_bias;
             }
           }
-          // A row block of at most 4 rows (batch-1 layers) takes the rows kernel: the full
-          // tile would do MR / mr times the work for the same results.
-          const bool few_rows = mr <= 4 && mr < MR;
+          // A row block of at most 4 rows (batch-1 layers), or at most half the tile (a
+          // 6-channel convolution under the 12-row AVX-512 kernel), takes the rows kernel:
+          // the full tile would do MR / mr times the work for the same results.
+          const bool few_rows = mr < MR && (mr <= 4 || 2 * mr <= MR);
           if (c_direct && nr == NR && (mr == MR || few_rows)) {
             if (first && tile_start) start_tile(g, i0, col0, mr, nr, cp, g.c_rs);
             if (mr == MR)

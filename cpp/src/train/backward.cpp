@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "train/trainer_internal.h"
 
@@ -212,10 +213,92 @@ void col2im_add(const ConvGeom& g, const float* dcol, float* dxg, TaskRunner* ru
   });
 }
 
-// conv2d after the trainer's forward (groups 1): the batch's im2col is in aux.cols.
+// plane (one input channel, H x W) += col2im of its KH * KW rows of dcols (P floats
+// each), in (kh, kw, oh, ow) order for every element. Geometry by value: in the
+// thread pool's lambda every bound was reloaded through a reference on each add.
+void col2im_plane_add(const ConvGeom g, const float* rows, float* plane) {
+  if (g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1) {
+    // stride 1: through a zero-bordered copy of the plane, so that no tap needs bounds
+    const int64_t Wp = g.W + 2 * g.pw;
+    thread_local std::vector<float> buf;
+    float* pp = padded_plane(buf, plane, g.H, g.W, g.ph, g.pw, 0);
+    const int64_t OH = g.OH, OW = g.OW;
+    for (int64_t kh = 0; kh < g.KH; ++kh)
+      for (int64_t kw = 0; kw < g.KW; ++kw, rows += g.P) {
+        float* dst = pp + kh * Wp + kw;
+        for (int64_t oh = 0; oh < OH; ++oh)
+          for (int64_t ow = 0; ow < OW; ++ow) dst[oh * Wp + ow] += rows[oh * OW + ow];
+      }
+    for (int64_t h = 0; h < g.H; ++h)
+      for (int64_t w = 0; w < g.W; ++w) plane[h * g.W + w] = pp[(h + g.ph) * Wp + g.pw + w];
+    return;
+  }
+  for (int64_t kh = 0; kh < g.KH; ++kh)
+    for (int64_t kw = 0; kw < g.KW; ++kw, rows += g.P) {
+      const int64_t off = kw * g.dw - g.pw;
+      const int64_t lo = std::min<int64_t>(g.OW, off >= 0 ? 0 : (-off + g.sw - 1) / g.sw);
+      const int64_t hi = std::max<int64_t>(lo, std::min<int64_t>(g.OW, g.W - off > 0 ? (g.W - off + g.sw - 1) / g.sw : 0));
+      for (int64_t oh = 0; oh < g.OH; ++oh) {
+        const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+        if (ih < 0 || ih >= g.H) continue;
+        const float* srow = rows + oh * g.OW;
+        float* prow = plane + ih * g.W + off;
+        if (g.sw == 1)
+          for (int64_t ow = lo; ow < hi; ++ow) prow[ow] += srow[ow];
+        else
+          for (int64_t ow = lo; ow < hi; ++ow) prow[ow * g.sw] += srow[ow];
+      }
+    }
+}
+
+// One output row of im2col_t_s1 (its OW rows of colsT). A function with its bounds by
+// value: in the lambda they were members of the closure, reloaded after every memcpy
+// (char-typed stores may alias them), which doubled the loop.
+void im2col_t_row(const float* src, const int64_t* runs, int64_t n_runs, int64_t KW, int64_t OW, int64_t Kg,
+                  int64_t ldc, float* dst) {
+  for (int64_t ow = 0; ow < OW; ++ow, dst += ldc) {
+    const float* s = src + ow;
+    if (KW > 4 && KW <= 8) {  // LeNet's 5x5: two pieces per run, no inner loop
+      for (int64_t j = 0; j < n_runs; ++j) {
+        std::memcpy(dst + j * KW, s + runs[j], 16);
+        std::memcpy(dst + j * KW + 4, s + runs[j] + 4, 16);
+      }
+    } else {
+      const int64_t pieces = (KW + 3) / 4;
+      for (int64_t j = 0; j < n_runs; ++j)
+        for (int64_t q = 0; q < pieces; ++q) std::memcpy(dst + j * KW + 4 * q, s + runs[j] + 4 * q, 16);
+    }
+    for (int64_t r = Kg; r < ldc; ++r) dst[r] = 0.0f;
+  }
+}
+
+// Stride 1, dilation 1: the transposed im2col of one image, colsT[p, r] (row stride
+// ldc >= Kg + 3, columns past Kg zero) for p = (oh, ow), r = (c, kh, kw), from
+// zero-bordered copies of its planes. Each (c, kh) run of KW floats is copied in whole
+// 4-float pieces: the overrun lands on the next run of the row (written after it) or on
+// the row's zero columns (written last). One output row oh per task.
+void im2col_t_s1(const ConvGeom g, const float* ximg, int64_t ldc, float* dst, TaskRunner* runner) {
+  const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw, plane = Hp * Wp;
+  thread_local std::vector<float> pad;
+  if (pad.size() < size_t(g.C * plane + 4)) pad.resize(size_t(g.C * plane + 4));
+  for (int64_t c = 0; c < g.C; ++c) pad_plane_into(ximg + c * g.H * g.W, g.H, g.W, g.ph, g.pw, pad.data() + c * plane);
+  std::fill(pad.data() + g.C * plane, pad.data() + g.C * plane + 4, 0.0f);
+  thread_local std::vector<int64_t> run_src;  // per (c, kh) run: its offset in pad
+  run_src.resize(size_t(g.C * g.KH));
+  for (int64_t c = 0; c < g.C; ++c)
+    for (int64_t kh = 0; kh < g.KH; ++kh) run_src[size_t(c * g.KH + kh)] = c * plane + kh * Wp;
+  const float* src = pad.data();
+  const int64_t* runs = run_src.data();
+  const int64_t n_runs = g.C * g.KH, KW = g.KW, OW = g.OW, Kg = g.Kg;
+  runner->run(size_t(g.OH), [=](size_t t, unsigned) {
+    im2col_t_row(src + int64_t(t) * Wp, runs, n_runs, KW, OW, Kg, ldc, dst + int64_t(t) * OW * ldc);
+  });
+}
+
+// conv2d after the trainer's forward (groups 1, im2col image by image).
 void conv2d_backward_batched(NodeIO& io, const ConvGeom& g, NodeAux& aux) {
   const float* dy = io.dy();
-  const int64_t NP = g.N * g.P;
+  const int64_t KgP = g.Kg * g.P;
   if (io.want(2)) {
     float* db = io.grad(2);
     for (int64_t oc = 0; oc < g.OC; ++oc) {
@@ -226,50 +309,66 @@ void conv2d_backward_batched(NodeIO& io, const ConvGeom& g, NodeAux& aux) {
   }
   if (io.want(1)) {  // dW[OC, Kg] += Σ_img dy_img[OC, P] · cols_imgᵀ
     float* dw = io.grad(1);
-    for (int64_t img = 0; img < g.N; ++img) {
-      GemmArgs ga;
-      ga.M = g.OC; ga.N = g.Kg; ga.K = g.P;
-      ga.a = dy + img * g.OC * g.P; ga.a_rs = g.P; ga.a_cs = 1;
-      ga.b = aux.cols.data() + img * g.P; ga.b_ks = 1; ga.b_ns = NP;
-      ga.c = dw; ga.c_rs = g.Kg; ga.c_cs = 1;
-      ga.accumulate = true;
-      gemm(ga, io.ctx.kernels, io.ctx.runner);
+    const Value& x = io.in(0);
+    const graph::Attrs& a = io.n.attrs;
+    const int64_t NR = io.ctx.kernels.nr;
+    const int64_t ldc = (g.Kg + 3 + NR - 1) / NR * NR;  // whole B panels, room for im2col_t_s1's overrun
+    if (g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1) {
+      // colsᵀ [P, ldc] built directly (KW floats per copy), read in place as the GEMM's
+      // B: no transposing pack. The images accumulate into a zeroed [OC, ldc] block
+      // (the columns past Kg are zero), added to dW at the end.
+      aux.cols.resize(size_t(g.P * ldc));
+      std::vector<float>& acc = io.ctx.scratch1;
+      acc.assign(size_t(g.OC * ldc), 0.0f);
+      for (int64_t img = 0; img < g.N; ++img) {
+        im2col_t_s1(g, x.f32() + img * g.C * g.H * g.W, ldc, aux.cols.data(), io.ctx.runner);
+        GemmArgs ga;
+        ga.M = g.OC; ga.N = ldc; ga.K = g.P;
+        ga.a = dy + img * g.OC * g.P; ga.a_rs = g.P; ga.a_cs = 1;
+        ga.b = aux.cols.data(); ga.b_ks = ldc; ga.b_ns = 1;
+        ga.c = acc.data(); ga.c_rs = ldc; ga.c_cs = 1;
+        ga.accumulate = true;
+        gemm(ga, io.ctx.kernels, io.ctx.runner);
+      }
+      for (int64_t oc = 0; oc < g.OC; ++oc)
+        for (int64_t r = 0; r < g.Kg; ++r) dw[oc * g.Kg + r] += acc[size_t(oc * ldc + r)];
+    } else {  // each image's im2col rebuilt, read transposed (the GEMM packs it)
+      aux.cols.resize(size_t(KgP));
+      for (int64_t img = 0; img < g.N; ++img) {
+        im2col_batch(x.f32() + img * g.C * g.H * g.W, 1, g.C, g.H, g.W, g.KH, g.KW, g.OH, g.OW, a.stride, a.padding,
+                     a.dilation, aux.cols.data(), io.ctx.runner);
+        GemmArgs ga;
+        ga.M = g.OC; ga.N = g.Kg; ga.K = g.P;
+        ga.a = dy + img * g.OC * g.P; ga.a_rs = g.P; ga.a_cs = 1;
+        ga.b = aux.cols.data(); ga.b_ks = 1; ga.b_ns = g.P;
+        ga.c = dw; ga.c_rs = g.Kg; ga.c_cs = 1;
+        ga.accumulate = true;
+        gemm(ga, io.ctx.kernels, io.ctx.runner);
+      }
     }
   }
-  if (io.want(0)) {  // dcols[Kg, N*P] = Wᵀ · dy (image by image), then scattered back onto dx
+  if (io.want(0)) {  // per image: dcols[Kg, P] = Wᵀ · dy_img, then scattered back onto dx_img (in cache)
     std::vector<float>& dcols = io.ctx.scratch2;
-    if (dcols.size() < size_t(NP * g.Kg)) dcols.resize(size_t(NP * g.Kg));
+    if (dcols.size() < size_t(KgP)) dcols.resize(size_t(KgP));
+    float* dx = io.grad(0);
+    const float* dc = dcols.data();
+    GemmArgs wt;  // Wᵀ, packed once for all the images
+    wt.M = g.Kg; wt.K = g.OC;
+    wt.a = io.in(1).f32(); wt.a_rs = 1; wt.a_cs = g.Kg;
+    const std::vector<float> wt_packed = gemm_pack_a(wt, io.ctx.kernels);
     for (int64_t img = 0; img < g.N; ++img) {
       GemmArgs ga;
       ga.M = g.Kg; ga.N = g.P; ga.K = g.OC;
       ga.a = io.in(1).f32(); ga.a_rs = 1; ga.a_cs = g.Kg;
+      ga.a_packed = wt_packed.data();
       ga.b = dy + img * g.OC * g.P; ga.b_ks = g.P; ga.b_ns = 1;
-      ga.c = dcols.data() + img * g.P; ga.c_rs = NP; ga.c_cs = 1;
+      ga.c = dcols.data(); ga.c_rs = g.P; ga.c_cs = 1;
       gemm(ga, io.ctx.kernels, io.ctx.runner);
+      io.ctx.runner->run(size_t(g.C), [&](size_t t, unsigned) {  // one input plane per task: disjoint writes
+        const int64_t c = int64_t(t);
+        col2im_plane_add(g, dc + c * g.KH * g.KW * g.P, dx + (img * g.C + c) * g.H * g.W);
+      });
     }
-    float* dx = io.grad(0);
-    const float* dc = dcols.data();
-    io.ctx.runner->run(size_t(g.N * g.C), [&](size_t t, unsigned) {  // one input plane per task: disjoint writes
-      const int64_t img = int64_t(t) / g.C, c = int64_t(t) % g.C;
-      float* plane = dx + (img * g.C + c) * g.H * g.W;
-      for (int64_t kh = 0; kh < g.KH; ++kh)
-        for (int64_t kw = 0; kw < g.KW; ++kw) {
-          const float* src = dc + ((c * g.KH + kh) * g.KW + kw) * NP + img * g.P;
-          const int64_t off = kw * g.dw - g.pw;
-          const int64_t lo = std::min<int64_t>(g.OW, off >= 0 ? 0 : (-off + g.sw - 1) / g.sw);
-          const int64_t hi = std::max<int64_t>(lo, std::min<int64_t>(g.OW, g.W - off > 0 ? (g.W - off + g.sw - 1) / g.sw : 0));
-          for (int64_t oh = 0; oh < g.OH; ++oh) {
-            const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
-            if (ih < 0 || ih >= g.H) continue;
-            const float* srow = src + oh * g.OW;
-            float* prow = plane + ih * g.W + off;
-            if (g.sw == 1)
-              for (int64_t ow = lo; ow < hi; ++ow) prow[ow] += srow[ow];
-            else
-              for (int64_t ow = lo; ow < hi; ++ow) prow[ow * g.sw] += srow[ow];
-          }
-        }
-    });
   }
 }
 
@@ -400,8 +499,10 @@ void max_pool_backward(NodeIO& io) {
           const float* d = dy + t * OHW;
           float* dst = dx + t * HW;
           const float* xi = xin + t * HW;
-          for (int64_t o = 0; o < OHW; ++o)
-            if (xi[arg[o]] > 0) dst[arg[o]] += d[o];
+          for (int64_t o = 0; o < OHW; ++o) {  // a select, not a branch (random signs mispredict)
+            const float v = dst[arg[o]];
+            dst[arg[o]] = xi[arg[o]] > 0 ? v + d[o] : v;
+          }
         }
         return;
       }

@@ -68,6 +68,36 @@ double BatchRng::uniform() { return double(next() >> 11) * (1.0 / 90071992547409
 
 namespace {
 
+// No inf / NaN in x: an exponent-bits test OR-ed over the array (vectorises; an
+// early-exit isfinite loop did not, ~3% of a LeNet step).
+bool all_finite(const float* x, int64_t n) {
+  uint32_t bad = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t b;
+    std::memcpy(&b, x + i, sizeof b);
+    bad |= uint32_t((b & 0x7f800000u) == 0x7f800000u);
+  }
+  return bad == 0;
+}
+
+// torch.optim.SGD with momentum, element by element (restrict: the loop vectorises,
+// the same operations in every lane): d = g + wd w; buf = first ? d : mom buf + d;
+// w -= lr buf.
+void sgd_momentum(float* __restrict p, float* __restrict buf, const float* __restrict gr, int64_t n, float lr,
+                  float wd, float mom, bool first) {
+  if (first) {
+    for (int64_t i = 0; i < n; ++i) {
+      buf[i] = gr[i] + wd * p[i];
+      p[i] -= lr * buf[i];
+    }
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    buf[i] = mom * buf[i] + (gr[i] + wd * p[i]);
+    p[i] -= lr * buf[i];
+  }
+}
+
 struct WeightBuf {
   std::string name;
   int slot = -1;
@@ -527,10 +557,9 @@ void Trainer::step(const OptimizerConfig& opt) {
   for (const WeightBuf& w : g.weights) {
     if (!w.trainable) continue;
     if (w.grad.size() != size_t(w.numel)) throw SeedError("step() before any gradient was computed");
-    for (float x : w.grad)
-      if (!std::isfinite(x))
-        throw SeedError("training diverged at step " + std::to_string(g.steps + 1) + ": the gradient of '" + w.name +
-                        "' is not finite (try a lower learning rate)");
+    if (!all_finite(w.grad.data(), int64_t(w.grad.size())))
+      throw SeedError("training diverged at step " + std::to_string(g.steps + 1) + ": the gradient of '" + w.name +
+                      "' is not finite (try a lower learning rate)");
   }
   ++g.steps;
   const float lr = float(opt.lr), wd = float(opt.weight_decay), mom = float(opt.momentum);
@@ -547,11 +576,7 @@ void Trainer::step(const OptimizerConfig& opt) {
         const bool first = w.m.empty();
         if (first) w.m.assign(size_t(n), 0.0f);
         float* buf = w.m.data();
-        for (int64_t i = 0; i < n; ++i) {
-          const float d = gr[i] + wd * p[i];
-          buf[i] = first ? d : mom * buf[i] + d;
-          p[i] -= lr * buf[i];
-        }
+        sgd_momentum(p, buf, gr, n, lr, wd, mom, first);
       } else {
         for (int64_t i = 0; i < n; ++i) p[i] -= lr * (gr[i] + wd * p[i]);
       }

@@ -48,7 +48,7 @@ struct Grads {
 // across steps so that the buffers are allocated once).
 struct NodeAux {
   bool used = false;        // the trainer's forward ran (else the executor's op)
-  std::vector<float> cols;  // conv2d: im2col of the whole batch, [Kg, N*P]
+  std::vector<float> cols;  // conv2d: one image's im2col, [Kg, P] (rebuilt image by image)
   std::vector<int32_t> arg; // max_pool2d: the input offset (within its plane) of each output
   // conv2d whose output only a relu reads: the relu is applied while the output is
   // written, and that relu node (relu_of = the conv's index) passes the value through.
@@ -63,10 +63,20 @@ struct NodeAux {
 bool forward_special(const graph::Node& n, const std::vector<const graph::Value*>& in, graph::RunContext& ctx,
                      std::vector<NodeAux>& aux, graph::Value& out);
 
-// im2col of a whole NCHW batch (groups 1): cols[r, img * P + p] for r = (c, kh, kw).
+// im2col of an NCHW batch (groups 1): cols[(img * Kg + r) * P + p] for r = (c, kh, kw)
+// (each image's [Kg, P] block contiguous).
 void im2col_batch(const float* x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t OH,
                   int64_t OW, const int64_t* stride, const int64_t* padding, const int64_t* dilation, float* cols,
                   TaskRunner* runner);
+
+// The H x W plane in the middle of a zero border of ph rows and pw columns, written to
+// the (H + 2 ph) x (W + 2 pw) floats at p.
+void pad_plane_into(const float* plane, int64_t H, int64_t W, int64_t ph, int64_t pw, float* p);
+// The H x W plane in the middle of a zero border (ph rows, pw columns) in `buf`, which is
+// (re)used as (H + 2 ph) x (W + 2 pw) floats plus `slack` zero floats; only the border
+// and the middle are written (no full zero fill per plane). Returns buf.data().
+float* padded_plane(std::vector<float>& buf, const float* plane, int64_t H, int64_t W, int64_t ph, int64_t pw,
+                    int64_t slack);
 
 struct BackwardContext {
   const GraphKernels& kernels;
