@@ -516,20 +516,17 @@ def extract(
         plan.append((tname, obj, dtype, shape, c, opts))
         total += math.prod(shape)
 
-    allocation = None
-    if target_bpw is not None:
-        allocation = _allocate_rates(plan, graph, rule_list, calibration if calibration is not None
-                                     else example_inputs, target_bpw, threads, progress, where)
-        chosen = {ch.name: (ch.codec, ch.options) for ch in allocation.choices}
-        plan = [(tname, obj, dtype, shape) + chosen.get(tname, (c, opts))
-                for tname, obj, dtype, shape, c, opts in plan]
-
     hessians: dict = {}
     if gptq:
         from . import gptq as _gptq
 
-        names = [p[0] for p in plan if _gptq.eligible(p[4], p[5], p[3])]
+        # every tensor gptq may encode: with rate allocation, the allocation measures its candidates' errors
+        # as gptq leaves them (the Hessians of the tensors it does not give a gptq codec are dropped below)
+        names = [p[0] for p in plan if target_bpw is not None or _gptq.eligible(p[4], p[5], p[3])]
         cal = calibration if calibration is not None else example_inputs
+        from .allocate import calibration_arrays
+
+        calibration_arrays(graph, cal)  # a clear SeedError for inputs that do not fit the graph
         if isinstance(cal, Mapping):
             order = [s["name"] for s in graph["inputs"]]
             missing = [n for n in order if n not in cal]
@@ -537,6 +534,16 @@ def extract(
                 raise SeedError(f"extract: calibration has no input {missing[0]!r}")
             cal = tuple(cal[n] for n in order)
         hessians = _gptq.collect_hessians(src, cal, graph, names)
+
+    allocation = None
+    if target_bpw is not None:
+        allocation = _allocate_rates(plan, graph, rule_list, calibration if calibration is not None
+                                     else example_inputs, target_bpw, threads, progress, where, hessians)
+        chosen = {ch.name: (ch.codec, ch.options) for ch in allocation.choices}
+        plan = [(tname, obj, dtype, shape) + chosen.get(tname, (c, opts))
+                for tname, obj, dtype, shape, c, opts in plan]
+    if hessians:
+        hessians = {p[0]: hessians[p[0]] for p in plan if p[0] in hessians and _gptq.eligible(p[4], p[5], p[3])}
 
     desc = "extract (rate-allocated)" if allocation is not None else f"extract {codec}"
     bar = _progress_bar(progress, total, desc)
@@ -664,7 +671,7 @@ DEFAULT_TARGET_BPW = 4.0
 
 
 def _allocate_rates(plan: list, graph: dict, rule_list: list, calibration: Any, target_bpw: float,
-                    threads: int, progress: bool, where: str):
+                    threads: int, progress: bool, where: str, hessians: Mapping | None = None):
     """Runs ``allocate.allocate`` over the tensors of ``plan`` that no rule names
     and that would get the default codec (floating, 2+ dimensions)."""
     import json
@@ -702,7 +709,7 @@ def _allocate_rates(plan: list, graph: dict, rule_list: list, calibration: Any, 
     t0 = time.perf_counter()
     try:
         result = allocate(graph, weights, names, calibration, float(target_bpw), n_weights, fixed,
-                          threads=threads, progress=tick)
+                          threads=threads, progress=tick, hessians=hessians or None)
         result.seconds = time.perf_counter() - t0
         return result
     finally:
