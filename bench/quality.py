@@ -99,14 +99,15 @@ def minilm_allocated(module, tokenize, target: float, gptq: bool = True):
     cached in bench/out/.  Returns (path, encode seconds, Seed)."""
     import torch
 
-    path = OUT / f"minilm-alloc{target:g}{'-gptq' if gptq else ''}-v{seedcore.__version__}.seed"
+    path = OUT / f"minilm-alloc{target:g}{'-gptq-bc' if gptq else ''}-v{seedcore.__version__}.seed"
     if not path.exists():
         print(f"encoding MiniLM with rate allocation at {target:g} bpw (cached at {path}) ...", file=sys.stderr)
         cids, cmask = tokenize(list(CALIBRATION_SENTENCES))
         axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}}
         cids, cmask = torch.as_tensor(cids), torch.as_tensor(cmask)
         seedcore.extract(module, example_inputs=(cids[:2], cmask[:2]), calibration=(cids, cmask),
-                         target_bpw=target, gptq=gptq, input_names=["input_ids", "attention_mask"],
+                         target_bpw=target, gptq=gptq, bias_correction=gptq,
+                         input_names=["input_ids", "attention_mask"],
                          output_names=["sentence_embedding"], dynamic_axes=axes,
                          name="all-MiniLM-L6-v2").save(path)
     seed = seedcore.load(path)
