@@ -52,12 +52,11 @@ def biased_nodes(graph: Mapping, biases: Sequence[str] | None = None) -> list[tu
 
 
 def _with_outputs(graph: Mapping, upto: int, names: Sequence[str], shapes: Mapping[str, tuple]) -> dict:
-    """The graph's first ``upto`` nodes with ``names`` as its outputs (each dim but
-    the batch axis a symbol of its own: the executor checks only the rank then)."""
+    """The graph's first ``upto`` nodes with ``names`` as its outputs (each dim a
+    symbol of its own: the executor checks only the rank then)."""
     g = copy.deepcopy(dict(graph))
     g["nodes"] = g["nodes"][:upto]
-    g["outputs"] = [{"name": n, "dtype": "float32",
-                     "shape": ["batch"] + [f"_bc{i}_{k}" for k in range(1, len(shapes[n]))]}
+    g["outputs"] = [{"name": n, "dtype": "float32", "shape": [f"_bc{i}_{k}" for k in range(len(shapes[n]))]}
                     for i, n in enumerate(names)]
     return g
 
