@@ -83,16 +83,20 @@ def test_prediction_matches_the_assembled_model(tmp_path):
     pred = seed.provenance["rate_allocation"]["predicted_distortion"]
     bpw, model = seed_bpw(seed, tmp_path)
     actual = rel_distortion(model(cal.numpy()), ref)
+    # the default: gptq, an allocation that measures the candidates as gptq leaves them, bias correction
     default = seedcore.extract(net, example_inputs=cal[:2], calibration=(cal,), target_bpw=ubpw + 0.1,
                                progress=False)
     assert default.provenance["options"]["gptq"] is True and default.provenance["gptq"]["tensors"] == 3
-    assert default.provenance["rate_allocation"]["chosen"] == seed.provenance["rate_allocation"]["chosen"]
+    assert default.provenance["bias_correction"] == {"biases": 3}
+    gpred = default.provenance["rate_allocation"]["predicted_distortion"]
     gbpw, gmodel = seed_bpw(default, tmp_path)
     with_gptq = rel_distortion(gmodel(cal.numpy()), ref)
     print(f"uniform prng 4: {ubpw:.3f} bpw, distortion {uniform_actual:.3e}; allocated: {bpw:.3f} bpw, "
-          f"predicted {pred:.3e}, actual {actual:.3e}; with gptq {gbpw:.3f} bpw, {with_gptq:.3e}")
+          f"predicted {pred:.3e}, actual {actual:.3e}; default {gbpw:.3f} bpw, predicted {gpred:.3e}, "
+          f"actual {with_gptq:.3e}")
     assert bpw <= ubpw + 0.1 and gbpw <= ubpw + 0.1
     assert 0.5 * actual <= pred <= 2.0 * actual
+    assert 0.33 * with_gptq <= gpred <= 3.0 * with_gptq
     assert actual <= 1.05 * uniform_actual
     assert with_gptq < 0.8 * actual
 
