@@ -83,16 +83,20 @@ def test_prediction_matches_the_assembled_model(tmp_path):
     pred = seed.provenance["rate_allocation"]["predicted_distortion"]
     bpw, model = seed_bpw(seed, tmp_path)
     actual = rel_distortion(model(cal.numpy()), ref)
+    # the default: gptq, an allocation that measures the candidates as gptq leaves them, bias correction
     default = seedcore.extract(net, example_inputs=cal[:2], calibration=(cal,), target_bpw=ubpw + 0.1,
                                progress=False)
     assert default.provenance["options"]["gptq"] is True and default.provenance["gptq"]["tensors"] == 3
-    assert default.provenance["rate_allocation"]["chosen"] == seed.provenance["rate_allocation"]["chosen"]
+    assert default.provenance["bias_correction"] == {"biases": 3}
+    gpred = default.provenance["rate_allocation"]["predicted_distortion"]
     gbpw, gmodel = seed_bpw(default, tmp_path)
     with_gptq = rel_distortion(gmodel(cal.numpy()), ref)
     print(f"uniform prng 4: {ubpw:.3f} bpw, distortion {uniform_actual:.3e}; allocated: {bpw:.3f} bpw, "
-          f"predicted {pred:.3e}, actual {actual:.3e}; with gptq {gbpw:.3f} bpw, {with_gptq:.3e}")
+          f"predicted {pred:.3e}, actual {actual:.3e}; default {gbpw:.3f} bpw, predicted {gpred:.3e}, "
+          f"actual {with_gptq:.3e}")
     assert bpw <= ubpw + 0.1 and gbpw <= ubpw + 0.1
     assert 0.5 * actual <= pred <= 2.0 * actual
+    assert 0.33 * with_gptq <= gpred <= 3.0 * with_gptq
     assert actual <= 1.05 * uniform_actual
     assert with_gptq < 0.8 * actual
 
@@ -173,3 +177,65 @@ def test_bad_arguments(kw, match):
     kw = {"example_inputs": torch.randn(2, 128), **kw}
     with pytest.raises(SeedError, match=match):
         seedcore.extract(net, progress=False, **kw)
+
+
+def _correlated_h(k, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(4 * k, k)) @ (np.eye(k) + 0.9 * rng.normal(size=(k, k)) / np.sqrt(k))
+    return x.T @ x / x.shape[0]
+
+
+def test_h_error_measures_what_gptq_leaves():
+    """With a Hessian, a candidate's error is tr(ΔW H ΔWᵀ) of the gptq encoding
+    (sampled rows scaled up), below that of plain rounding; a tensor gptq cannot
+    encode (columns not a multiple of the block) gets plain rounding's."""
+    from seedcore import gptq
+    from seedcore.allocate import _round_trip, h_error
+
+    rng = np.random.default_rng(2)
+    w = rng.normal(size=(96, 64)).astype(np.float32)
+    h = _correlated_h(64)
+
+    def metric(d):
+        d = np.asarray(d, np.float64)
+        return float(np.trace(d @ h @ d.T))
+
+    for codec, opts in (("q4", {}), ("prng", {"bits": 4})):
+        _, _, dq = gptq.encode(codec, opts, w, h)
+        full = h_error(codec, opts, w, h, rows=96)
+        assert full == pytest.approx(metric(dq - w), rel=1e-6)
+        plain = metric(_round_trip(codec, opts, w.reshape(-1), 1).reshape(w.shape) - w)
+        assert full < 0.9 * plain
+        assert h_error(codec, opts, w, h, rows=24) == pytest.approx(full, rel=0.3)
+    w48 = w[:, :48]
+    h48 = h[:48, :48]
+    d48 = (_round_trip("q4", {}, w48.reshape(-1), 1).reshape(w48.shape) - w48).astype(np.float64)
+    plain48 = float(np.trace(d48 @ h48 @ d48.T))
+    assert h_error("q4", {}, w48, h48) == pytest.approx(plain48, rel=1e-9)
+
+
+def test_allocation_with_hessians_works_in_the_output_metric():
+    """allocate(hessians=...) measures the probe and every candidate as tr(ΔW H ΔWᵀ):
+    the recorded float16 error is that of float16 rounding in H's metric, and the
+    choices still fit the budget."""
+    from seedcore import gptq
+    from seedcore.allocate import allocate
+    from seedcore.capture import capture
+
+    net = mlp()
+    x = torch.randn(64, 128, generator=torch.Generator().manual_seed(5))
+    graph, weights = capture(net, (x[:2],))
+    weights = {k: np.asarray(v.detach().numpy() if hasattr(v, "detach") else v, np.float32)
+               for k, v in weights.items()}
+    names = [k for k, v in weights.items() if v.ndim == 2]
+    hs = gptq.collect_hessians(net, (x,), graph, names)
+    assert set(hs) == set(names)
+    n = sum(v.size for v in weights.values())
+    fixed = 32 * sum(v.size for v in weights.values() if v.ndim == 1)
+    res = allocate(graph, weights, names, (x.numpy(),), 4.0, n, fixed, hessians=hs)
+    assert sum(c.bits for c in res.choices) <= res.budget_bits
+    for c in res.choices:
+        w = weights[c.name].astype(np.float64)
+        d = w.astype(np.float16).astype(np.float64) - w
+        assert c.errors["raw:float16"] == pytest.approx(float(np.trace(d @ hs[c.name] @ d.T)), rel=1e-6)
+        assert c.errors["q4"] < c.errors["prng:3"]

@@ -12,21 +12,23 @@ CODECS = [("q8", q8, {}), ("q4", q4, {}), ("prng", prng, {"bits": 4})]
 
 
 @pytest.mark.parametrize("name, mod, opts", CODECS)
-def test_identity_hessian_is_plain_rounding(name, mod, opts):
+@pytest.mark.parametrize("cols", [64, 76])  # 76: blocks shared by two rows, a zero-padded last one
+def test_identity_hessian_is_plain_rounding(name, mod, opts, cols):
     """With uncorrelated, equal-power inputs there is nothing to compensate:
     the payload is byte for byte the plain encoder's."""
-    w = np.random.default_rng(0).standard_normal((48, 64)).astype(np.float32)
-    params, payload, deq = gptq.encode(name, opts, w, np.eye(64))
+    w = np.random.default_rng(0).standard_normal((47, cols)).astype(np.float32)
+    params, payload, deq = gptq.encode(name, opts, w, np.eye(cols))
     p2, pay2 = mod.encode(w, opts)
     assert params == p2 and payload == pay2
     np.testing.assert_array_equal(deq, mod.decode(payload, w.shape, "float32", params))
 
 
 @pytest.mark.parametrize("name, mod, opts", CODECS)
-def test_correlated_inputs_lower_the_output_error(name, mod, opts):
+@pytest.mark.parametrize("cols", [96, 100])  # 100: not a multiple of any block
+def test_correlated_inputs_lower_the_output_error(name, mod, opts, cols):
     rng = np.random.default_rng(1)
-    w = rng.standard_normal((40, 96)).astype(np.float32)
-    x = rng.standard_normal((3000, 96)) @ rng.standard_normal((96, 96)) * 0.3 + rng.standard_normal((3000, 96))
+    w = rng.standard_normal((41, cols)).astype(np.float32)
+    x = rng.standard_normal((3000, cols)) @ rng.standard_normal((cols, cols)) * 0.3 + rng.standard_normal((3000, cols))
     cal, test = x[:2000], x[2000:]
     params, payload, deq = gptq.encode(name, opts, w, cal.T @ cal / len(cal))
     got = mod.decode(payload, w.shape, "float32", params)
@@ -40,6 +42,7 @@ def test_correlated_inputs_lower_the_output_error(name, mod, opts):
 def test_shapes_and_eligibility():
     assert gptq.eligible("q4", {}, (8, 64)) and gptq.eligible("q8", {}, (4, 8, 2, 2))
     assert not gptq.eligible("q4", {}, (8, 48)) and not gptq.eligible("raw", {}, (8, 64))
+    assert gptq.eligible("q4", {}, (8, 80)) and gptq.eligible("prng", {"bits": 3}, (8, 1280))
     assert gptq.eligible("prng", {"bits": 3}, (8, 24)) and not gptq.eligible("prng", {"bits": 4}, (8, 12))
     w = np.ones((4, 48), np.float32)
     with pytest.raises(SeedError, match="not a multiple"):

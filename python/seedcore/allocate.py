@@ -13,6 +13,12 @@ inputs):
 3. Per tensor and candidate codec c, the squared weight error E_t(c): exact for
    raw float16, q8 and q4; for the prng presets (whose seed search is the slow
    part) estimated on a fixed sample of the tensor's blocks and scaled up.
+   With data-aware rounding (``hessians``: the second moment H of a tensor's
+   layer inputs, ``seedcore.gptq``), a tensor's errors are measured in the output
+   metric instead, tr(ΔW H ΔWᵀ), for the probe as for every candidate, and the
+   candidates that gptq can encode are encoded that way (on up to ``GPTQ_ROWS``
+   evenly spaced rows, scaled up: the rows are encoded independently), so the
+   allocation sees what the rounding will really leave.
 4. The predicted distortion is Σ_t g_t E_t(c_t) (errors of different tensors
    add, to first order; the tests and the bench check the prediction against
    the assembled model).  Minimise it under Σ_t bits_t(c_t) ≤ budget: a
@@ -36,6 +42,8 @@ from .errors import SeedError
 DEFAULT_CANDIDATES = ("prng:3", "prng:4", "prng:4.5", "q4", "q8", "raw:float16")
 #: blocks of a tensor whose prng error is measured exactly before scaling up
 PRNG_SAMPLE_BLOCKS = 1024
+#: rows of a tensor encoded by gptq to measure a candidate's output-metric error
+GPTQ_ROWS = 64
 
 
 @dataclass
@@ -134,6 +142,41 @@ def squared_error(codec: str, options: Mapping, w: np.ndarray, threads: int = 0,
     return float(d @ d)
 
 
+def _h_error(d: np.ndarray, h: np.ndarray) -> float:
+    """tr(D H Dᵀ) for D = a tensor's error as [rows, columns]."""
+    d2 = np.asarray(d, np.float64).reshape(-1, h.shape[0])
+    return float(np.einsum("ij,ij->", d2 @ h, d2))
+
+
+def h_error(codec: str, options: Mapping, w: np.ndarray, h: np.ndarray, threads: int = 0,
+            rows: int = GPTQ_ROWS) -> float:
+    """tr(ΔW H ΔWᵀ) of ``w`` (float32, [rows, ...] with columns = its trailing dims)
+    encoded with (codec, options): by gptq where it applies (``gptq.eligible``),
+    otherwise by plain rounding.  Block codecs are measured on ``rows`` evenly
+    spaced rows (prng with the whole tensor's exponent range) and scaled up."""
+    from . import gptq
+
+    w = np.ascontiguousarray(w, dtype=np.float32)
+    w2 = w.reshape(w.shape[0], -1)
+    n = w2.shape[0]
+    if codec in ("raw", "q8", "q4") and not gptq.eligible(codec, options, w.shape):
+        return _h_error(_round_trip(codec, options, w2.reshape(-1), threads).reshape(w2.shape) - w2, h)
+    pick = np.linspace(0, n - 1, min(n, rows)).round().astype(np.int64)
+    pick = np.unique(pick)
+    sample = np.ascontiguousarray(w2[pick])
+    opts = dict(options)
+    if codec == "prng":
+        from .codecs import prng
+
+        opts["exp_bias"] = prng.choose_exp_bias(w2)
+        opts["threads"] = threads
+    if gptq.eligible(codec, options, w.shape):
+        _, _, got = gptq.encode(codec, opts, sample, h, threads=threads)
+    else:
+        got = _round_trip(codec, opts, sample.reshape(-1), threads).reshape(sample.shape)
+    return _h_error(got - sample, h) * (n / len(pick))
+
+
 def calibration_arrays(graph: Mapping, inputs: Any) -> dict:
     """``inputs`` (a dict by input name, one array / tensor, or a tuple in the
     graph's input order) as {input name: numpy array}."""
@@ -205,13 +248,16 @@ def _knapsack(options: list, budget: int, buckets: int = 1 << 16) -> list:
 def allocate(graph: Mapping, weights: Mapping[str, np.ndarray], names: Sequence[str],
              calibration: Any, target_bpw: float, n_weights: int, fixed_bits: int,
              candidates: Sequence[str] = DEFAULT_CANDIDATES, threads: int = 0,
-             progress: Callable[[str], None] | None = None) -> Allocation:
+             progress: Callable[[str], None] | None = None,
+             hessians: Mapping[str, np.ndarray] | None = None) -> Allocation:
     """Chooses a codec for each tensor of ``names`` (float32 arrays in ``weights``).
 
     n_weights   the model's floating weight count (the bits-per-weight denominator)
     fixed_bits  bits the rest of the file takes (other tensors, metadata), so the
                 allocated tensors get target_bpw × n_weights − fixed_bits
-    progress    called with a short status string per tensor."""
+    progress    called with a short status string per tensor
+    hessians    {name: H} for the tensors that data-aware rounding encodes (``seedcore.gptq``):
+                their errors are measured as tr(ΔW H ΔWᵀ), by gptq where it applies."""
     from .extract import parse_codec_spec
     from .model import Model
 
@@ -243,9 +289,12 @@ def allocate(graph: Mapping, weights: Mapping[str, np.ndarray], names: Sequence[
         if progress is not None:
             progress(name)
         w = np.ascontiguousarray(base[name], dtype=np.float32)
+        h = None if hessians is None else hessians.get(name)
+        if h is not None and (w.ndim < 2 or h.shape != (int(np.prod(w.shape[1:])),) * 2):
+            h = None
         probe = _round_trip("q4", {}, w.reshape(-1), threads).reshape(w.shape)
         d = probe.astype(np.float64).reshape(-1) - w.reshape(-1)
-        probe_err = float(d @ d)  # = squared_error("q4", {}, w): reused for the q4 candidate below
+        probe_err = float(d @ d) if h is None else _h_error(d, h)
         if probe_err > 0:
             got = _outputs(Model({**base, name: probe}, graph=graph, name="calibration"), inputs, threads)
             gain = float(((got - ref) ** 2).sum()) / ref_energy / probe_err
@@ -253,7 +302,10 @@ def allocate(graph: Mapping, weights: Mapping[str, np.ndarray], names: Sequence[
             gain = 0.0
         options = []
         for codec, opts in specs:
-            e = probe_err if (codec, opts) == ("q4", {}) else squared_error(codec, opts, w, threads)
+            if h is not None:
+                e = h_error(codec, opts, w, h, threads)
+            else:
+                e = probe_err if (codec, opts) == ("q4", {}) else squared_error(codec, opts, w, threads)
             options.append((codec, opts, payload_bits(codec, opts, w.shape), gain * e, e))
         rows.append((name, gain, options))
 

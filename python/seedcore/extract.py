@@ -411,6 +411,7 @@ def extract(
     target_bpw: float | None = None,
     calibration: Any = None,
     gptq: bool | None = None,
+    bias_correction: bool | None = None,
 ) -> Seed:
     """Encodes a model's weights into a ``Seed``.
 
@@ -456,6 +457,11 @@ def extract(
              feedback against their inputs' second moments on ``calibration``
              (same file format, lower output error). Needs ``example_inputs``.
              Default: on with rate allocation, off otherwise.
+    bias_correction  after encoding, shift the (raw float32) bias of each conv2d /
+             linear node so that its per-channel output mean on ``calibration``
+             matches the original model's, layer by layer (``seedcore.bias_correction``;
+             same file format).  Needs ``example_inputs``.  Default: on with rate
+             allocation, off otherwise.
     """
     t0 = time.perf_counter()
     if codec is None:
@@ -478,8 +484,12 @@ def extract(
         gptq = target_bpw is not None
     if gptq and example_inputs is None:
         raise SeedError("extract: gptq (data-aware rounding) needs a module and example_inputs")
-    if target_bpw is None and not gptq and calibration is not None:
-        raise SeedError("extract: calibration inputs are only used with target_bpw or gptq")
+    if bias_correction is None:
+        bias_correction = target_bpw is not None
+    if bias_correction and example_inputs is None:
+        raise SeedError("extract: bias_correction needs a module and example_inputs")
+    if target_bpw is None and not gptq and not bias_correction and calibration is not None:
+        raise SeedError("extract: calibration inputs are only used with target_bpw, gptq or bias_correction")
     graph = None
     if example_inputs is not None:
         source, graph = _captured_source(src, name, example_inputs, input_names, output_names, dynamic_axes)
@@ -506,20 +516,17 @@ def extract(
         plan.append((tname, obj, dtype, shape, c, opts))
         total += math.prod(shape)
 
-    allocation = None
-    if target_bpw is not None:
-        allocation = _allocate_rates(plan, graph, rule_list, calibration if calibration is not None
-                                     else example_inputs, target_bpw, threads, progress, where)
-        chosen = {ch.name: (ch.codec, ch.options) for ch in allocation.choices}
-        plan = [(tname, obj, dtype, shape) + chosen.get(tname, (c, opts))
-                for tname, obj, dtype, shape, c, opts in plan]
-
     hessians: dict = {}
     if gptq:
         from . import gptq as _gptq
 
-        names = [p[0] for p in plan if _gptq.eligible(p[4], p[5], p[3])]
+        # every tensor gptq may encode: with rate allocation, the allocation measures its candidates' errors
+        # as gptq leaves them (the Hessians of the tensors it does not give a gptq codec are dropped below)
+        names = [p[0] for p in plan if target_bpw is not None or _gptq.eligible(p[4], p[5], p[3])]
         cal = calibration if calibration is not None else example_inputs
+        from .allocate import calibration_arrays
+
+        calibration_arrays(graph, cal)  # a clear SeedError for inputs that do not fit the graph
         if isinstance(cal, Mapping):
             order = [s["name"] for s in graph["inputs"]]
             missing = [n for n in order if n not in cal]
@@ -528,11 +535,22 @@ def extract(
             cal = tuple(cal[n] for n in order)
         hessians = _gptq.collect_hessians(src, cal, graph, names)
 
+    allocation = None
+    if target_bpw is not None:
+        allocation = _allocate_rates(plan, graph, rule_list, calibration if calibration is not None
+                                     else example_inputs, target_bpw, threads, progress, where, hessians)
+        chosen = {ch.name: (ch.codec, ch.options) for ch in allocation.choices}
+        plan = [(tname, obj, dtype, shape) + chosen.get(tname, (c, opts))
+                for tname, obj, dtype, shape, c, opts in plan]
+    if hessians:
+        hessians = {p[0]: hessians[p[0]] for p in plan if p[0] in hessians and _gptq.eligible(p[4], p[5], p[3])}
+
     desc = "extract (rate-allocated)" if allocation is not None else f"extract {codec}"
     bar = _progress_bar(progress, total, desc)
     tensors = []
     counts: dict = {}
     gptq_done: list = []
+    decoded: dict = {}  # floating tensors as the file will give them back (for bias correction)
     try:
         for tname, obj, dtype, shape, c, opts in plan:
             if bar is not None:
@@ -565,11 +583,16 @@ def extract(
                     options["progress"] = _tick
             try:
                 if tname in hessians:
-                    params, payload, _ = _gptq.encode(c, options, x, hessians[tname], threads=threads,
+                    params, payload, dq = _gptq.encode(c, options, x, hessians[tname], threads=threads,
                                                       progress=options.get("progress"))
                     gptq_done.append(tname)
+                    decoded[tname] = dq
                 else:
                     params, payload = get_codec(c).encode(x, options)
+                    if bias_correction:
+                        exact = dtype not in FLOAT_DTYPES or (c == "raw" and params.get("storage") == "float32")
+                        decoded[tname] = (x if exact else
+                                          get_codec(c).decode(payload, shape, "float32", params).reshape(shape))
             except ValueError as e:
                 raise SeedError(f"{where}: tensor {tname!r}: {e}") from None
             if bar is not None:
@@ -580,6 +603,12 @@ def extract(
     finally:
         if bar is not None:
             bar.close()
+
+    corrected: dict = {}
+    if bias_correction:
+        corrected = _correct_biases(plan, tensors, decoded, graph, calibration if calibration is not None
+                                    else example_inputs, threads, where)
+    del decoded
 
     prov = None
     if provenance:
@@ -598,6 +627,7 @@ def extract(
             "codecs": counts,
             **({"rate_allocation": allocation.summary()} if allocation is not None else {}),
             **({"gptq": {"tensors": len(gptq_done), "damp": _gptq.DAMP}} if gptq else {}),
+            **({"bias_correction": {"biases": len(corrected)}} if bias_correction else {}),
             "encode_seconds": round(time.perf_counter() - t0, 3),
             "numpy": np.__version__,
         }
@@ -614,13 +644,34 @@ def extract(
                 provenance=prov)
 
 
+def _correct_biases(plan: list, tensors: list, decoded: dict, graph: dict, calibration: Any, threads: int,
+                    where: str) -> dict:
+    """Bias correction (``seedcore.bias_correction``) of the encoded ``tensors``, in
+    place: the raw float32 biases it corrects are re-encoded.  Returns them."""
+    from .bias_correction import correct_biases
+
+    original = {p[0]: (np.asarray(_to_numpy(p[1], p[2]), np.float32) if p[2] in FLOAT_DTYPES
+                       else decoded[p[0]]) for p in plan}
+    raw32 = [e.name for e, _ in tensors if e.codec == "raw" and e.params.get("storage", "float32") == "float32"
+             and e.dtype == "float32" and len(e.shape) == 1]
+    try:
+        fixed = correct_biases(graph, original, decoded, calibration, biases=raw32, threads=threads)
+    except SeedError as e:
+        raise SeedError(f"{where}: {e}") from None
+    for i, (e, _) in enumerate(tensors):
+        if e.name in fixed:
+            params, payload = get_codec("raw").encode(fixed[e.name], dict(e.params))
+            tensors[i] = (TensorEntry(e.name, e.shape, e.dtype, "raw", params), payload)
+    return fixed
+
+
 #: the average bits per weight of ``extract(module, example_inputs=...)`` when
 #: neither ``codec`` nor ``bits`` is given (rate allocation, ``seedcore.allocate``)
 DEFAULT_TARGET_BPW = 4.0
 
 
 def _allocate_rates(plan: list, graph: dict, rule_list: list, calibration: Any, target_bpw: float,
-                    threads: int, progress: bool, where: str):
+                    threads: int, progress: bool, where: str, hessians: Mapping | None = None):
     """Runs ``allocate.allocate`` over the tensors of ``plan`` that no rule names
     and that would get the default codec (floating, 2+ dimensions)."""
     import json
@@ -658,7 +709,7 @@ def _allocate_rates(plan: list, graph: dict, rule_list: list, calibration: Any, 
     t0 = time.perf_counter()
     try:
         result = allocate(graph, weights, names, calibration, float(target_bpw), n_weights, fixed,
-                          threads=threads, progress=tick)
+                          threads=threads, progress=tick, hessians=hessians or None)
         result.seconds = time.perf_counter() - t0
         return result
     finally:

@@ -17,7 +17,9 @@ as any other; only the encoder's choice of codes differs.
 Applies to ``linear`` weights and ungrouped ``conv2d`` weights (columns = input
 features, or input channel × kernel positions as ``unfold`` orders them) whose
 column count is a multiple of the codec's block (32 for q4/q8, C for prng), so
-that every block lies in one row. ``H`` is measured on calibration inputs with
+that every block lies in one row, or at least two blocks: then the few blocks
+that a row shares with the next are encoded last, from the compensated values
+(see ``encode``). ``H`` is measured on calibration inputs with
 torch forward hooks (``collect_hessians``).
 """
 
@@ -183,83 +185,142 @@ def _blockq_group(wg: np.ndarray, codec: str, u: np.ndarray) -> tuple[np.ndarray
     return d16, codes, deq, errs
 
 
+class _Blocks:
+    """Per-block quantisation of one codec: ``quantize(blocks [n, g] float64, u_gg or None)``
+    -> (fields per block, dequantised [n, g], F [n, g]) where the error fed onto the later
+    columns is ``F @ U[g, rest]`` (None: plain rounding, no feedback)."""
+
+    def __init__(self, codec: str, options: Mapping, w: np.ndarray):
+        self.codec = codec
+        if codec in ("q4", "q8"):
+            self.g = 32
+            self.params = {"block": 32}
+            return
+        from .codecs import prng
+
+        opts = dict(options)
+        if {"C", "P", "K"} & set(opts):
+            C, P, K = (int(opts.get(x, dflt)) for x, dflt in zip("CPK", prng.preset(4.5)))
+        else:
+            C, P, K = prng.preset(opts.get("bits", 4.5))
+        e0 = int(opts["exp_bias"]) if "exp_bias" in opts else prng.choose_exp_bias(np.asarray(w, np.float32))
+        self.params = {"C": C, "P": P, "K": K, "exp_bias": e0}
+        prng.validate_params(self.params, tuple(w.shape), "float32")
+        self.g, self.P, self.K, self.e0 = C, P, K, e0
+        self.tabs = prng.search_tables(C, P, K)
+        self.table = prng.basis_table(C, P, K)
+        self.cand = int(opts.get("candidates", 32))
+        self.impl = str(opts.get("impl", "auto"))
+        self.threads = 0
+
+    def empty(self, nb: int) -> tuple:
+        if self.codec in ("q4", "q8"):
+            return np.zeros(nb, np.float16), np.zeros((nb, 32), np.int8)
+        return np.zeros(nb, np.uint32), np.zeros(nb, np.uint8), np.zeros((nb, self.P), np.int8)
+
+    def quantize(self, blocks: np.ndarray, u: np.ndarray | None):
+        g = self.g
+        if self.codec in ("q4", "q8"):
+            d, q, deq, errs = _blockq_group(blocks, self.codec, np.eye(g) if u is None else u)
+            return (d, q), deq, (None if u is None else errs)
+        from . import _native
+
+        q_tab, basis, pinv = self.tabs
+        s, e, m, _, _ = _native.prng_search(np.ascontiguousarray(blocks, dtype=np.float32), q_tab, basis, pinv,
+                                            self.K, self.e0, self.cand, self.impl, self.threads)
+        uu = self.table[np.asarray(s, np.int64) - 1].astype(np.int32)  # (n, C, P)
+        acc = np.einsum("rcp,rp->rc", uu, np.asarray(m, np.int32))
+        scale = np.ldexp(np.float32(1.0), np.asarray(e, np.int32) + (self.e0 - (self.K - 1))).astype(np.float32)
+        deq = (acc.astype(np.float32) * scale[:, None]).astype(np.float64)
+        fb = None if u is None else np.linalg.solve(u.T, (blocks - deq).T).T  # E · U_gg⁻¹
+        return (s, e, m), deq, fb
+
+    def payload(self, fields: tuple) -> bytes:
+        if self.codec == "q8":
+            return fields[0].astype("<f2").tobytes() + fields[1].tobytes()
+        if self.codec == "q4":
+            qu = fields[1].astype(np.uint8)
+            return fields[0].astype("<f2").tobytes() + (qu[:, :16] | (qu[:, 16:] << np.uint8(4))).tobytes()
+        from .codecs import prng
+
+        seeds, exps, mants = fields
+        return (prng._pack_bits(seeds.reshape(-1), self.K) + prng._pack_nibbles(exps.reshape(-1))
+                + prng._pack_nibbles(mants.reshape(-1)))
+
+
 def encode(codec: str, options: Mapping, w: np.ndarray, h: np.ndarray, *, damp: float = DAMP,
            threads: int = 0, progress: Callable[[int], None] | None = None) -> tuple[dict, bytes, np.ndarray]:
     """Encodes ``w`` (float32, [rows, ...]; columns = its trailing dims flattened)
     with ``codec`` (q4, q8 or prng) choosing codes by GPTQ against ``h``.
-    Returns (params, payload, the decoded tensor)."""
+    Returns (params, payload, the decoded tensor).
+
+    The codecs cut the flattened tensor into blocks of g weights.  When the column
+    count k is a multiple of g every block lies in one row.  Otherwise the rows
+    fall into phases (where the row starts within a block); for each phase the
+    blocks inside the row are encoded first, in column order, with the error fed
+    onto all later columns of the row, including the ones at either end of the row
+    that share a block with the row before or after; those blocks are encoded last
+    (plain rounding of the compensated values)."""
     shape = w.shape
+    if codec not in GROUPED_CODECS:
+        raise SeedError(f"gptq: codec {codec!r} has no block structure")
     w2 = np.asarray(w, dtype=np.float64).reshape(shape[0], -1).copy()
     rows, k = w2.shape
     if h.shape != (k, k):
         raise SeedError(f"gptq: Hessian shape {h.shape} does not match {k} columns")
     g = block_size(codec, options)
-    if k % g:
-        raise SeedError(f"gptq: {k} columns are not a multiple of the {codec} block ({g})")
-    u = _upper_inverse_cholesky(h, damp)
-    out = np.empty((rows, k), np.float32)
-    if codec in ("q4", "q8"):
-        nbr = k // 32  # blocks per row
-        d16 = np.empty((rows, nbr), np.float16)
-        codes = np.empty((rows, k), np.int8)
-        for gi, a in enumerate(range(0, k, 32)):
-            b = a + 32
-            d, q, deq, errs = _blockq_group(w2[:, a:b], codec, u[a:b, a:b])
-            d16[:, gi], codes[:, a:b], out[:, a:b] = d, q, deq
+    if k % g and k < 2 * g:
+        raise SeedError(f"gptq: {k} columns are not a multiple of the {codec} block ({g}) "
+                        f"nor at least two blocks")
+    blk = _Blocks(codec, options, w)
+    blk.threads = threads
+    n = rows * k
+    nb = -(-n // g)
+    fields = blk.empty(nb)
+    flat = np.zeros(nb * g)
+    done = np.zeros(nb, bool)
+    heads = (-(np.arange(rows, dtype=np.int64) * k)) % g
+    reported = 0
+    for h0 in np.unique(heads):
+        rs = np.nonzero(heads == h0)[0]
+        m = (k - int(h0)) // g
+        perm = np.r_[np.arange(h0, h0 + m * g), np.arange(h0 + m * g, k), np.arange(0, h0)].astype(np.int64)
+        u = _upper_inverse_cholesky(h if h0 == 0 and m * g == k else h[np.ix_(perm, perm)], damp)
+        wp = w2[np.ix_(rs, perm)]
+        first = (rs * k + h0) // g  # the flat index of each row's first whole block
+        for j in range(m):
+            a, b = j * g, (j + 1) * g
+            f, deq, fb = blk.quantize(wp[:, a:b], u[a:b, a:b])
+            idx = first + j
+            for dst, src in zip(fields, f):
+                dst[idx] = src
+            flat.reshape(nb, g)[idx] = deq
+            done[idx] = True
             if b < k:
-                w2[:, b:] -= errs @ u[a:b, b:]
+                wp[:, b:] -= fb @ u[a:b, b:]
             if progress is not None:
-                progress(rows * 32)
-        d16 = d16.reshape(-1)
-        q = codes.reshape(-1, 32)
-        if codec == "q8":
-            payload = d16.astype("<f2").tobytes() + q.tobytes()
-        else:
-            qu = q.astype(np.uint8)
-            payload = d16.astype("<f2").tobytes() + (qu[:, :16] | (qu[:, 16:] << np.uint8(4))).tobytes()
-        return {"block": 32}, payload, out.reshape(shape)
-    from . import _native
-    from .codecs import prng
-
-    opts = dict(options)
-    if {"C", "P", "K"} & set(opts):
-        C, P, K = (int(opts.get(x, dflt)) for x, dflt in zip("CPK", prng.preset(4.5)))
-    else:
-        C, P, K = prng.preset(opts.get("bits", 4.5))
-    e0 = int(opts["exp_bias"]) if "exp_bias" in opts else prng.choose_exp_bias(np.asarray(w, np.float32))
-    params = {"C": C, "P": P, "K": K, "exp_bias": e0}
-    prng.validate_params(params, shape, "float32")
-    q_tab, basis, pinv = prng.search_tables(C, P, K)
-    table = prng.basis_table(C, P, K)
-    nbr = k // C
-    seeds = np.empty((rows, nbr), np.uint32)
-    exps = np.empty((rows, nbr), np.uint8)
-    mants = np.empty((rows, nbr, P), np.int8)
-    cand = int(opts.get("candidates", 32))
-    impl = str(opts.get("impl", "auto"))
-    for gi, a in enumerate(range(0, k, C)):
-        b = a + C
-        blocks = np.ascontiguousarray(w2[:, a:b], dtype=np.float32)
-        s, e, m, _, _ = _native.prng_search(blocks, q_tab, basis, pinv, K, e0, cand, impl, threads)
-        seeds[:, gi], exps[:, gi], mants[:, gi] = s, e, m
-        uu = table[np.asarray(s, np.int64) - 1].astype(np.int32)  # (rows, C, P)
-        acc = np.einsum("rcp,rp->rc", uu, np.asarray(m, np.int32))
-        scale = np.ldexp(np.float32(1.0), np.asarray(e, np.int32) + (e0 - (K - 1))).astype(np.float32)
-        deq = acc.astype(np.float32) * scale[:, None]
-        out[:, a:b] = deq
-        if b < k:
-            err = w2[:, a:b] - deq
-            # the group's error, carried onto the columns not yet encoded: E · U_gg⁻¹ · U_g,rest
-            w2[:, b:] -= err @ np.linalg.solve(u[a:b, a:b], u[a:b, b:])
-        if progress is not None:
-            progress(rows * C)
-    payload = (prng._pack_bits(seeds.reshape(-1), K) + prng._pack_nibbles(exps.reshape(-1))
-               + prng._pack_nibbles(mants.reshape(-1)))
-    return params, payload, out.reshape(shape)
+                progress(len(rs) * g)
+                reported += len(rs) * g
+        w2[np.ix_(rs, perm[m * g:])] = wp[:, m * g:]
+    left = np.nonzero(~done)[0]
+    if left.size:  # the blocks shared by two rows (and a zero-padded last one)
+        vals = np.zeros(nb * g)
+        vals[:n] = w2.reshape(-1)
+        f, deq, _ = blk.quantize(vals.reshape(nb, g)[left], None)
+        for dst, src in zip(fields, f):
+            dst[left] = src
+        flat.reshape(nb, g)[left] = deq
+    if progress is not None and n > reported:
+        progress(n - reported)
+    out = flat[:n].astype(np.float32).reshape(shape)
+    return dict(blk.params), blk.payload(fields), out
 
 
 def eligible(codec: str, options: Mapping, shape: Sequence[int]) -> bool:
+    """Whether ``encode`` takes the tensor: a block codec, 2+ dimensions, and columns
+    a multiple of the block or at least two blocks."""
     if codec not in GROUPED_CODECS or len(shape) < 2:
         return False
     k = int(np.prod(shape[1:]))
-    return k % block_size(codec, options) == 0
+    g = block_size(codec, options)
+    return k % g == 0 or k >= 2 * g

@@ -649,12 +649,8 @@ def _bind_shape(where: str, name: str, spec_shape: list, actual: tuple, symbols:
             raise SeedError(f"{where} {name!r}: dimension {k} is {a}, expected {d} (shape {spec_shape})")
 
 
-def run_graph(graph: dict, weights: Mapping[str, np.ndarray], inputs: Mapping[str, np.ndarray]) -> dict:
-    """Runs ``graph`` (validated first) on ``weights`` (name -> array; floating
-    ones are used as float32) and ``inputs`` (name -> array, dtype exactly as the
-    graph's input spec says, shapes matching its fixed and symbolic dims).
-    Returns {output name: array}.  Any problem is a ``SeedError`` naming the
-    input or the node (index, op, path)."""
+def _execute(graph: dict, weights: Mapping[str, np.ndarray], inputs: Mapping[str, np.ndarray]) -> tuple:
+    """(every value by name, the symbolic dims bound by the inputs): run_graph without the outputs."""
     validate_graph(graph, {k: np.shape(v) for k, v in weights.items()},
                    {k: np.asarray(v).dtype for k, v in weights.items()})
     if not isinstance(inputs, Mapping):
@@ -700,7 +696,24 @@ def run_graph(graph: dict, weights: Mapping[str, np.ndarray], inputs: Mapping[st
         if y.dtype not in (np.float32, np.int64):
             y = y.astype(np.int64 if y.dtype.kind in "iub" else np.float32)
         env[node["out"][0]] = y
+    return env, symbols
 
+
+def value_shapes(graph: dict, weights: Mapping[str, np.ndarray], inputs: Mapping[str, np.ndarray]) -> dict:
+    """{value name: shape} of every graph input and node output when ``graph``
+    runs (on the reference executor) on ``weights`` and ``inputs``, as ``run_graph``
+    takes them; e.g. to declare intermediate values as outputs."""
+    env, _ = _execute(graph, weights, inputs)
+    return {k: tuple(v.shape) for k, v in env.items() if k not in weights or k in inputs}
+
+
+def run_graph(graph: dict, weights: Mapping[str, np.ndarray], inputs: Mapping[str, np.ndarray]) -> dict:
+    """Runs ``graph`` (validated first) on ``weights`` (name -> array; floating
+    ones are used as float32) and ``inputs`` (name -> array, dtype exactly as the
+    graph's input spec says, shapes matching its fixed and symbolic dims).
+    Returns {output name: array}.  Any problem is a ``SeedError`` naming the
+    input or the node (index, op, path)."""
+    env, symbols = _execute(graph, weights, inputs)
     out = {}
     for spec in graph["outputs"]:
         y = env[spec["name"]]
