@@ -526,7 +526,10 @@ class Table:
         return r
 
     def timed(self, fn):
+        """Median seconds of `fn` over the repeats (None with repeats = 0: not timed)."""
         import _common
+        if self.repeats <= 0:
+            return None
         return _common.median_time(fn, self.repeats, warmup=1)
 
     def ram(self, kind: str, mode: str, src):
@@ -541,38 +544,73 @@ class Table:
 
 
 def build(b: Bench, repeats: int, ram_for) -> Table:
-    import seedcore
     T = Table(b, repeats, ram_for)
     tensors, fp32_path = b.fp32()
     T.add("fp32 (raw safetensors)", "fp32", T.fp32_bytes, b.fidelity_tensors(tensors),
           T.timed(lambda: load_fp32(fp32_path)), T.ram("fp32", "fp32", fp32_path))
+    quant_rows(T)
+    prune_rows(T)
+    lossless_rows(T)
+    stats_rows(T)
+    prng_rows(T)
+    T.seed_row("**default seed**: rate allocation at 4 bpw (gptq)", "default", *b.default_seed())
+    random_row(T)
+    if isinstance(b, LeNetBench):
+        student_row(T)
+    return T
+
+
+def quant_rows(T: Table) -> None:
+    b = T.b
     T.seed_row("fp16 (seed, raw float16)", "fp16", *b.codec_seed("raw", 16))
     T.seed_row("q8 (Q8_0)", "q8", *b.codec_seed("q8"))
     T.seed_row("q4 (Q4_0)", "q4", *b.codec_seed("q4"))
+
+
+def prng_rows(T: Table) -> None:
+    for bits in PRNG_BITS:
+        T.seed_row(f"prng {bits:g} bpw", f"prng{bits:g}", *T.b.codec_seed("prng", bits))
+
+
+def prune_rows(T: Table, finetune: bool = True) -> None:
+    b = T.b
+    tensors = b.fp32()[0]
     for s in SPARSITIES:
+        tag = f"prune{int(100 * s)}"
         masks = prune(tensors, s)
         pruned = {k: np.where(masks[k], v, 0).astype(np.float32) if k in masks else v for k, v in tensors.items()}
-        p = b.workdir / f"compare-{b.name}-prune{int(100 * s)}.safetensors"
+        p = b.workdir / f"compare-{b.name}-{tag}.safetensors"
         save_sparse(p, pruned, masks)
         dec = load_sparse(p)  # what the file holds (float16 non-zeros)
-        T.add(f"pruned {int(100 * s)} %, sparse", f"prune{int(100 * s)}", p.stat().st_size,
-              b.fidelity_tensors(dec), T.timed(lambda: load_sparse(p)), T.ram(f"prune{int(100 * s)}", "sparse", p),
-              sparsity=s)
+        T.add(f"pruned {int(100 * s)} %, sparse", tag, p.stat().st_size, b.fidelity_tensors(dec),
+              T.timed(lambda: load_sparse(p)), T.ram(tag, "sparse", p), sparsity=s)
+        if not finetune:
+            continue
         tuned = b.finetune_pruned(dec, masks)
         tuned = {k: tuned[k].astype(v.dtype) for k, v in tensors.items()}
-        pt = b.workdir / f"compare-{b.name}-prune{int(100 * s)}-ft.safetensors"
+        pt = b.workdir / f"compare-{b.name}-{tag}-ft.safetensors"
         save_sparse(pt, tuned, masks)
-        T.add(f"pruned {int(100 * s)} %, sparse, fine-tuned", f"prune{int(100 * s)}-ft", pt.stat().st_size,
+        T.add(f"pruned {int(100 * s)} %, sparse, fine-tuned", f"{tag}-ft", pt.stat().st_size,
               b.fidelity_tensors(load_sparse(pt)), T.timed(lambda: load_sparse(pt)), None, sparsity=s)
+
+
+def lossless_rows(T: Table) -> None:
+    b = T.b
+    fp32_path = b.fp32()[1]
     for ext, opener, kw in ((".gz", gzip.open, {"compresslevel": 9}), (".xz", lzma.open, {"preset": 6})):
         p = b.workdir / f"compare-{b.name}-fp32.safetensors{ext}"
         if not p.exists() or p.stat().st_mtime < fp32_path.stat().st_mtime:
             with opener(p, "wb", **kw) as f:
                 f.write(fp32_path.read_bytes())
         kind = "gzip" if ext == ".gz" else "lzma"
-        T.add(f"{kind} of the fp32 file (lossless)", kind, p.stat().st_size, T.rows[0] and
+        T.add(f"{kind} of the fp32 file (lossless)", kind, p.stat().st_size,
               {k: T.rows[0][k] for k in b.fid_keys}, T.timed(lambda: load_compressed(p)),
               T.ram(kind, "compressed", p))
+
+
+def stats_rows(T: Table) -> None:
+    import seedcore
+    b = T.b
     stats_path, enc = b.codec_seed("stats")
     T.seed_row("stats seed, zero-shot", "stats", stats_path, enc)
     if isinstance(b, LeNetBench):
@@ -585,10 +623,11 @@ def build(b: Bench, repeats: int, ram_for) -> Table:
         m = seedcore.assemble(str(stats_path), data=data, finetune=Finetune(steps=200), init="random",
                               progress=False)
         T.add("random init + 300 samples, 200 SGD steps (baseline)", "random-ft", None, b.fidelity_model(m))
-    for bits in PRNG_BITS:
-        T.seed_row(f"prng {bits:g} bpw", f"prng{bits:g}", *b.codec_seed("prng", bits))
-    T.seed_row("**default seed**: rate allocation at 4 bpw (gptq)", "default", *b.default_seed())
+
+
+def random_row(T: Table) -> None:
     import torch
+    b = T.b
     torch.manual_seed(0)
     rand = copy.deepcopy(b.module)
     for mod in rand.modules():
@@ -596,17 +635,21 @@ def build(b: Bench, repeats: int, ram_for) -> Table:
             mod.reset_parameters()
     T.add("random init, no data (baseline)", "random", None,
           b.fidelity_tensors({k: v.numpy() for k, v in rand.state_dict().items()}))
-    if isinstance(b, LeNetBench):
-        from seedcore.model import write_safetensors
-        net = train_student(b, 1 if b.quick else 5)
-        st = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
-        p = b.workdir / "compare-lenet-student.safetensors"
-        write_safetensors(p, st)
-        with torch.no_grad():
-            fid = b.fidelity_outputs(net(torch.as_tensor(b.Xte)).numpy())
-        T.add(f"distilled student (fp32, {sum(v.size for v in st.values())} weights)", "student",
-              p.stat().st_size, fid, T.timed(lambda: load_fp32(p)), T.ram("student", "fp32", p))
-    return T
+
+
+def student_row(T: Table) -> None:
+    import torch
+
+    from seedcore.model import write_safetensors
+    b = T.b
+    net = train_student(b, 1 if b.quick else 5)
+    st = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
+    p = b.workdir / "compare-lenet-student.safetensors"
+    write_safetensors(p, st)
+    with torch.no_grad():
+        fid = b.fidelity_outputs(net(torch.as_tensor(b.Xte)).numpy())
+    T.add(f"distilled student (fp32, {sum(v.size for v in st.values())} weights)", "student",
+          p.stat().st_size, fid, T.timed(lambda: load_fp32(p)), T.ram("student", "fp32", p))
 
 
 # --- rendering ----------------------------------------------------------------------------------

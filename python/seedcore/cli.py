@@ -247,7 +247,7 @@ def _cmd_demo(args) -> int:
 
 
 #: The benchmarks ``seedcore bench`` runs (bench/NAME.py, each taking --quick and --write).
-BENCHMARKS = ["ram"]
+BENCHMARKS = ["compare", "ram", "rd"]
 
 
 def build_parser() -> argparse.ArgumentParser:
