@@ -126,6 +126,13 @@ def load_fp32(path) -> dict:
     return load_file(str(path))
 
 
+def loader(mode: str):
+    """The function that assembles a file of this kind into its weights."""
+    import seedcore
+    return {"fp32": load_fp32, "sparse": load_sparse, "compressed": load_compressed,
+            "seed": lambda p: seedcore.assemble(str(p))}[mode]
+
+
 # --- peak RAM of one assembly in a fresh process (bench/ram.py's measurement) ------------------
 def child(mode: str, src: str) -> dict:
     import ram
@@ -136,8 +143,7 @@ def child(mode: str, src: str) -> dict:
         f.write("5")
     base = ram._status("VmRSS")
     t0 = time.perf_counter()
-    held = {"fp32": load_fp32, "sparse": load_sparse, "compressed": load_compressed,
-            "seed": seedcore.assemble}[mode](src)
+    held = loader(mode)(src)
     seconds = time.perf_counter() - t0
     peak = ram._status("VmHWM")
     del held
@@ -540,14 +546,14 @@ class Table:
         model = seedcore.assemble(str(path))
         return self.add(what, kind, path.stat().st_size, self.b.fidelity_model(model),
                         self.timed(lambda: seedcore.assemble(str(path))), self.ram(kind, "seed", path),
-                        encode_s=enc)
+                        encode_s=enc, file=str(path), load="seed")
 
 
 def build(b: Bench, repeats: int, ram_for) -> Table:
     T = Table(b, repeats, ram_for)
     tensors, fp32_path = b.fp32()
     T.add("fp32 (raw safetensors)", "fp32", T.fp32_bytes, b.fidelity_tensors(tensors),
-          T.timed(lambda: load_fp32(fp32_path)), T.ram("fp32", "fp32", fp32_path))
+          T.timed(lambda: load_fp32(fp32_path)), T.ram("fp32", "fp32", fp32_path), file=str(fp32_path), load="fp32")
     quant_rows(T)
     prune_rows(T)
     lossless_rows(T)
@@ -583,7 +589,7 @@ def prune_rows(T: Table, finetune: bool = True) -> None:
         save_sparse(p, pruned, masks)
         dec = load_sparse(p)  # what the file holds (float16 non-zeros)
         T.add(f"pruned {int(100 * s)} %, sparse", tag, p.stat().st_size, b.fidelity_tensors(dec),
-              T.timed(lambda: load_sparse(p)), T.ram(tag, "sparse", p), sparsity=s)
+              T.timed(lambda: load_sparse(p)), T.ram(tag, "sparse", p), sparsity=s, file=str(p), load="sparse")
         if not finetune:
             continue
         tuned = b.finetune_pruned(dec, masks)
@@ -591,7 +597,8 @@ def prune_rows(T: Table, finetune: bool = True) -> None:
         pt = b.workdir / f"compare-{b.name}-{tag}-ft.safetensors"
         save_sparse(pt, tuned, masks)
         T.add(f"pruned {int(100 * s)} %, sparse, fine-tuned", f"{tag}-ft", pt.stat().st_size,
-              b.fidelity_tensors(load_sparse(pt)), T.timed(lambda: load_sparse(pt)), None, sparsity=s)
+              b.fidelity_tensors(load_sparse(pt)), T.timed(lambda: load_sparse(pt)), None, sparsity=s,
+              file=str(pt), load="sparse")
 
 
 def lossless_rows(T: Table) -> None:
@@ -605,7 +612,7 @@ def lossless_rows(T: Table) -> None:
         kind = "gzip" if ext == ".gz" else "lzma"
         T.add(f"{kind} of the fp32 file (lossless)", kind, p.stat().st_size,
               {k: T.rows[0][k] for k in b.fid_keys}, T.timed(lambda: load_compressed(p)),
-              T.ram(kind, "compressed", p))
+              T.ram(kind, "compressed", p), file=str(p), load="compressed")
 
 
 def stats_rows(T: Table) -> None:
@@ -619,7 +626,7 @@ def stats_rows(T: Table) -> None:
         t0 = time.perf_counter()
         m = seedcore.assemble(str(stats_path), data=data, finetune=Finetune(steps=200), progress=False)
         T.add("stats seed + 300 samples, 200 SGD steps", "stats-ft", stats_path.stat().st_size,
-              b.fidelity_model(m), time.perf_counter() - t0, None)
+              b.fidelity_model(m), time.perf_counter() - t0, None, file=str(stats_path), load="stats-ft")
         m = seedcore.assemble(str(stats_path), data=data, finetune=Finetune(steps=200), init="random",
                               progress=False)
         T.add("random init + 300 samples, 200 SGD steps (baseline)", "random-ft", None, b.fidelity_model(m))
@@ -649,7 +656,8 @@ def student_row(T: Table) -> None:
     with torch.no_grad():
         fid = b.fidelity_outputs(net(torch.as_tensor(b.Xte)).numpy())
     T.add(f"distilled student (fp32, {sum(v.size for v in st.values())} weights)", "student",
-          p.stat().st_size, fid, T.timed(lambda: load_fp32(p)), T.ram("student", "fp32", p))
+          p.stat().st_size, fid, T.timed(lambda: load_fp32(p)), T.ram("student", "fp32", p), file=str(p),
+          load="fp32")
 
 
 # --- rendering ----------------------------------------------------------------------------------
@@ -728,7 +736,12 @@ def render(results: dict, command: str) -> str:
         if res.get("not_run"):
             lines += [f"### {TITLES[name]}", "", f"**Not run**: {res['not_run']}", ""]
             continue
-        lines += [f"### {TITLES[name]}", "", describe(name, res["info"]), ""]
+        info = res["info"]
+        when = (f"Measured {info.get('measured', '?')}; assembly times re-measured in a timing-only pass "
+                f"(`--retime`, under the benchmark lock) {info['timed']}." if info.get("timed") else
+                f"Measured {info.get('measured', '?')}; assembly times from the same run, on a shared, "
+                "loaded machine (not under the benchmark lock).")
+        lines += [f"### {TITLES[name]}", "", describe(name, info) + " " + when, ""]
         lines += [render_table(name, res["rows"]), ""]
     lines += ["Notes:", "", *notes(results), "", f"<!-- {SECTION}:end -->"]
     return "\n".join(lines) + "\n"
@@ -751,6 +764,33 @@ def run_model(name: str, quick: bool, workdir: Path, repeats: int, ram_for) -> d
 QUICK_RAM = {"fp32", "q4", "prune75", "gzip"}
 
 
+def retime(measured: dict, repeats: int) -> None:
+    """Measures the assembly times of compare.json's rows again, in place, from the files
+    the measuring run left in bench/out/ (run under the benchmark lock: a timing-only pass)."""
+    import _common
+    import seedcore
+    from seedcore import Finetune
+    for name, res in measured.items():
+        if res.get("not_run"):
+            continue
+        data = None
+        for r in res["rows"]:
+            if r.get("load") is None:
+                continue
+            if r["load"] == "stats-ft":  # assembly = decoding + 200 native SGD steps on 300 samples
+                if data is None:
+                    Xtr, ytr, _, _ = _common.mnist_split()
+                    data = (Xtr[:300], ytr[:300])
+                t0 = time.perf_counter()
+                seedcore.assemble(r["file"], data=data, finetune=Finetune(steps=200), progress=False)
+                r["asm_s"] = time.perf_counter() - t0
+            else:
+                fn = loader(r["load"])
+                r["asm_s"] = _common.median_time(lambda: fn(r["file"]), repeats)
+            print(f"[compare] {name}: {r['what']}: assembly {r['asm_s']:.4f} s", file=sys.stderr)
+        res["info"]["timed"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+
+
 def main(argv=None) -> int:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--child":
         print(json.dumps(child(sys.argv[2], sys.argv[3])))
@@ -762,6 +802,8 @@ def main(argv=None) -> int:
     ap.add_argument("--plots", default=None, help="(no plots here; accepted for the common interface)")
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ",".join(MODELS))
     ap.add_argument("--repeats", type=int, default=5, help="assembly-time repeats (median; default 5)")
+    ap.add_argument("--retime", action="store_true", help="only measure the assembly times again (from the "
+                    "files of the last run and bench/out/compare.json; run it under the benchmark lock)")
     args = ap.parse_args(argv)
     if args.quick and args.write:
         ap.error("--quick numbers never go into RESULTS.md: run --write without --quick")
@@ -779,6 +821,10 @@ def main(argv=None) -> int:
         return 0
     _common.OUT.mkdir(exist_ok=True)
     old = json.loads(JSON_PATH.read_text()) if JSON_PATH.exists() else {}
+    if args.retime:
+        retime(old, args.repeats)
+        JSON_PATH.write_text(json.dumps(old, indent=1))
+        names = []
     for name in names:
         results[name] = run_model(name, False, _common.OUT, args.repeats, lambda kind: not kind.endswith("-ft"))
         old[name] = results[name]

@@ -45,7 +45,7 @@ FAMILY = {"fp32": "fp32", "fp16": "raw float16", "q8": "q8", "q4": "q4", "prng3"
           "prune75-ft": "pruning + fine-tuning", "prune90-ft": "pruning + fine-tuning", "student": "student"}
 
 
-def allocation_rows(b: compare.Bench, targets, have: dict) -> list[dict]:
+def allocation_rows(b: compare.Bench, targets, have: dict, cached_only: bool = False) -> list[dict]:
     """Rate allocation at each target (the 4 bpw default comes from compare's rows)."""
     rows = []
     T = compare.Table(b, 0, lambda kind: False)
@@ -55,10 +55,13 @@ def allocation_rows(b: compare.Bench, targets, have: dict) -> list[dict]:
             rows.append(dict(have["default"], what="rate allocation at 4 bpw (the default)", kind=kind))
             continue
         try:
+            if cached_only and b.name != "minilm" and not b.seed_path(kind).exists():
+                raise FileNotFoundError(b.seed_path(kind))
             path, enc = b.allocated(t)
         except FileNotFoundError as e:
             rows.append({"what": f"rate allocation at {t:g} bpw", "kind": kind, "not_run": True,
-                         "why": f"not run: no cached seed ({Path(str(e)).name}; 8-17 min per encode)"})
+                         "why": f"not run: no cached seed ({Path(str(e)).name}; "
+                                f"{'8-17' if b.name == 'minilm' else '2-9'} min per encode on this machine)"})
             continue
         except SeedError as e:  # e.g. a target below what the fixed tensors and the cheapest codec take
             rows.append({"what": f"rate allocation at {t:g} bpw", "kind": kind, "not_run": True,
@@ -69,12 +72,13 @@ def allocation_rows(b: compare.Bench, targets, have: dict) -> list[dict]:
     return rows
 
 
-def points(name: str, compare_rows: list[dict], b: compare.Bench | None, targets) -> list[dict]:
+def points(name: str, compare_rows: list[dict], b: compare.Bench | None, targets,
+           cached_only: bool = False) -> list[dict]:
     have = {r["kind"]: r for r in compare_rows}
     rows = [dict(r, family=FAMILY[r["kind"]]) for r in compare_rows if r["kind"] in FAMILY
             and r["kind"] != "default" and r.get("bpw") is not None]
     if b is not None:
-        rows += [dict(r, family="rate allocation") for r in allocation_rows(b, targets, have)]
+        rows += [dict(r, family="rate allocation") for r in allocation_rows(b, targets, have, cached_only)]
     return rows
 
 
@@ -174,6 +178,8 @@ def main(argv=None) -> int:
                     "write bench/plots/rd-*.png")
     ap.add_argument("--plots", default=None, help="folder for the PNGs (default: bench/plots with --write, "
                     "else a temporary folder)")
+    ap.add_argument("--cached-only", action="store_true", help="use only the rate allocations already "
+                    "cached in bench/out/ (the others are listed as not run)")
     args = ap.parse_args(argv)
     if args.quick and args.write:
         ap.error("--quick numbers never go into RESULTS.md: run --write without --quick")
@@ -193,7 +199,7 @@ def main(argv=None) -> int:
                     continue
                 print(f"[rd] {name}", file=sys.stderr)
                 b = compare.BENCHES[name](_common.OUT, False)
-                results[name] = {"rows": points(name, measured[name]["rows"], b, TARGETS)}
+                results[name] = {"rows": points(name, measured[name]["rows"], b, TARGETS, args.cached_only)}
         check(results)
         plots = Path(args.plots) if args.plots else (_common.PLOTS if args.write else Path(tmp))
         plots.mkdir(parents=True, exist_ok=True)
