@@ -549,13 +549,13 @@ class Table:
                         encode_s=enc, file=str(path), load="seed")
 
 
-def build(b: Bench, repeats: int, ram_for) -> Table:
+def build(b: Bench, repeats: int, ram_for, finetune: bool = True) -> Table:
     T = Table(b, repeats, ram_for)
     tensors, fp32_path = b.fp32()
     T.add("fp32 (raw safetensors)", "fp32", T.fp32_bytes, b.fidelity_tensors(tensors),
           T.timed(lambda: load_fp32(fp32_path)), T.ram("fp32", "fp32", fp32_path), file=str(fp32_path), load="fp32")
     quant_rows(T)
-    prune_rows(T)
+    prune_rows(T, finetune)
     lossless_rows(T)
     stats_rows(T)
     prng_rows(T)
@@ -700,7 +700,12 @@ def notes(results: dict) -> list[str]:
            "`np.packbits`) and the kept values as float16; 1-D tensors float32. The size is that file's "
            "real byte count; assembly = reading it and scattering into dense float32 arrays.",
            "- **Fine-tuning of the pruned models** (same mask, same storage): " + "; ".join(
-               BENCHES[n].FINETUNE_NOTE for n in results) + ".",
+               BENCHES[n].FINETUNE_NOTE for n in results
+               if results[n].get("info", {}).get("finetuned_pruning", True) and not results[n].get("not_run"))
+           + ". " + " ".join(
+               f"{TITLES[n]}: **not run** in this full run (the distillation runs took over 10 minutes each "
+               "on the shared 2-core machine and did not fit the session's time)." for n in results
+               if not results[n].get("info", {}).get("finetuned_pruning", True)),
            "- **gzip / lzma**: Python's `gzip` (level 9) and `lzma` (preset 6) of the fp32 safetensors file; "
            "lossless, so their fidelity is fp32's; assembly = decompress + parse.",
            "- **stats fine-tuned**: only for the LeNet (`seedcore.assemble(seed, data=300 samples, "
@@ -748,10 +753,10 @@ def render(results: dict, command: str) -> str:
 
 
 # --- driver -------------------------------------------------------------------------------------
-def run_model(name: str, quick: bool, workdir: Path, repeats: int, ram_for) -> dict:
+def run_model(name: str, quick: bool, workdir: Path, repeats: int, ram_for, finetune: bool = True) -> dict:
     t0 = time.perf_counter()
     b = BENCHES[name](workdir, quick)
-    T = build(b, repeats, ram_for)
+    T = build(b, repeats, ram_for, finetune)
     info = {"measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "n": T.n, "fp32_bytes": T.fp32_bytes, "seconds": time.perf_counter() - t0,
             "n_inputs": len(getattr(b, "x", getattr(b, "ids", []))), "quick": quick}
     if name == "lenet":
@@ -802,6 +807,8 @@ def main(argv=None) -> int:
     ap.add_argument("--plots", default=None, help="(no plots here; accepted for the common interface)")
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ",".join(MODELS))
     ap.add_argument("--repeats", type=int, default=5, help="assembly-time repeats (median; default 5)")
+    ap.add_argument("--no-finetune", default="", metavar="MODELS",
+                    help="comma-separated models whose pruned models are not fine-tuned (time)")
     ap.add_argument("--retime", action="store_true", help="only measure the assembly times again (from the "
                     "files of the last run and bench/out/compare.json; run it under the benchmark lock)")
     args = ap.parse_args(argv)
@@ -826,7 +833,10 @@ def main(argv=None) -> int:
         JSON_PATH.write_text(json.dumps(old, indent=1))
         names = []
     for name in names:
-        results[name] = run_model(name, False, _common.OUT, args.repeats, lambda kind: not kind.endswith("-ft"))
+        results[name] = run_model(name, False, _common.OUT, args.repeats, lambda kind: not kind.endswith("-ft"),
+                                  finetune=name not in args.no_finetune.split(","))
+        results[name]["info"]["finetuned_pruning"] = name not in args.no_finetune.split(",")
+        old = json.loads(JSON_PATH.read_text()) if JSON_PATH.exists() else {}  # another run may have added
         old[name] = results[name]
         JSON_PATH.write_text(json.dumps(old, indent=1))
     for name in MODELS:  # the section lists every model; one not measured in this run is said so
