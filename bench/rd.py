@@ -111,9 +111,9 @@ def plot(name: str, rows: list[dict], path: Path) -> None:
             for x, y, k in pts:
                 ax.annotate(k, (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
     ax.set_xscale("log")
-    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
-    ax.xaxis.set_major_locator(FixedLocator([0.5, 1, 2, 3, 4, 5, 6, 8, 12, 16, 32]))
-    ax.xaxis.set_major_formatter(ScalarFormatter())
+    from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullLocator
+    ax.xaxis.set_major_locator(FixedLocator([0.01, 0.1, 0.5, 1, 2, 4, 8, 16, 32]))
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("bits per weight (log scale)")
     ax.set_ylabel(label)
