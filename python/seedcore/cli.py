@@ -21,7 +21,7 @@ assembles them back with a fast native decoder.
   seedcore assemble model.seed -o model.onnx          (a seed with a graph)
   seedcore assemble model.seed --data local.npz -o model.onnx   (fine-tuned on local samples)
   seedcore demo                                        (all-MiniLM-L6-v2 end to end)
-  seedcore bench ram                                   (peak RAM of assembly; a source checkout)
+  seedcore bench all --quick                           (every benchmark, small; a source checkout)
 """
 
 _CODECS_HELP = """\
