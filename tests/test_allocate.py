@@ -83,22 +83,32 @@ def test_prediction_matches_the_assembled_model(tmp_path):
     pred = seed.provenance["rate_allocation"]["predicted_distortion"]
     bpw, model = seed_bpw(seed, tmp_path)
     actual = rel_distortion(model(cal.numpy()), ref)
-    # the default: gptq, an allocation that measures the candidates as gptq leaves them, bias correction
+    # the default: the same allocation (weight metric), then gptq and bias correction do better
     default = seedcore.extract(net, example_inputs=cal[:2], calibration=(cal,), target_bpw=ubpw + 0.1,
                                progress=False)
     assert default.provenance["options"]["gptq"] is True and default.provenance["gptq"]["tensors"] == 3
+    assert default.provenance["options"]["allocation_metric"] == "weight"
     assert default.provenance["bias_correction"] == {"biases": 3}
-    gpred = default.provenance["rate_allocation"]["predicted_distortion"]
-    gbpw, gmodel = seed_bpw(default, tmp_path)
-    with_gptq = rel_distortion(gmodel(cal.numpy()), ref)
+    assert default.provenance["rate_allocation"]["chosen"] == seed.provenance["rate_allocation"]["chosen"]
+    dbpw, dmodel = seed_bpw(default, tmp_path)
+    with_gptq = rel_distortion(dmodel(cal.numpy()), ref)
+    # opt-in: the allocation measures each candidate as gptq leaves it, in the output metric
+    out = seedcore.extract(net, example_inputs=cal[:2], calibration=(cal,), target_bpw=ubpw + 0.1,
+                           allocation_metric="output", progress=False)
+    assert out.provenance["options"]["allocation_metric"] == "output"
+    opred = out.provenance["rate_allocation"]["predicted_distortion"]
+    obpw, omodel = seed_bpw(out, tmp_path)
+    out_actual = rel_distortion(omodel(cal.numpy()), ref)
     print(f"uniform prng 4: {ubpw:.3f} bpw, distortion {uniform_actual:.3e}; allocated: {bpw:.3f} bpw, "
-          f"predicted {pred:.3e}, actual {actual:.3e}; default {gbpw:.3f} bpw, predicted {gpred:.3e}, "
-          f"actual {with_gptq:.3e}")
-    assert bpw <= ubpw + 0.1 and gbpw <= ubpw + 0.1
+          f"predicted {pred:.3e}, actual {actual:.3e}; default {dbpw:.3f} bpw, actual {with_gptq:.3e}; "
+          f"output metric {obpw:.3f} bpw, predicted {opred:.3e}, actual {out_actual:.3e}")
+    assert bpw <= ubpw + 0.1 and dbpw <= ubpw + 0.1 and obpw <= ubpw + 0.1
     assert 0.5 * actual <= pred <= 2.0 * actual
-    assert 0.33 * with_gptq <= gpred <= 3.0 * with_gptq
+    assert 0.33 * out_actual <= opred <= 3.0 * out_actual
     assert actual <= 1.05 * uniform_actual
-    assert with_gptq < 0.8 * actual
+    assert with_gptq < 0.8 * actual and out_actual < 0.8 * actual
+    with pytest.raises(SeedError, match="allocation_metric"):
+        seedcore.extract(net, example_inputs=cal[:2], target_bpw=4.0, allocation_metric="bits", progress=False)
 
 
 def test_default_extraction_of_a_captured_module_is_rate_allocated(tmp_path):
