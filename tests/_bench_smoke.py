@@ -22,3 +22,12 @@ def check_quick(name: str, tmp_path, labels, plots) -> str:
     refused = run_bench(name, "--quick", "--write", timeout=120)
     assert refused.returncode != 0 and "--quick" in refused.stderr
     return r.stdout
+
+
+def import_bench(name: str):
+    """bench/NAME.py as a module (the bench folder is not a package)."""
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.pop(0)

@@ -3,28 +3,19 @@ script, `all --quick` covers every script with a quick mode, quick numbers are n
 written. (Each script's own --quick run is tested in tests/test_bench_NAME.py.)"""
 
 import os
-import subprocess
-import sys
 
 import pytest
+from _bench_smoke import ROOT, import_bench, run_bench
 
 from seedcore import cli
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ALL = os.path.join(ROOT, "bench", "all.py")
-
 
 def _run(*args):
-    return subprocess.run([sys.executable, ALL, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return run_bench("all", *args, timeout=120)
 
 
 def _all_module():
-    sys.path.insert(0, os.path.join(ROOT, "bench"))
-    try:
-        import all as bench_all  # noqa: PLC0415 - bench/all.py
-    finally:
-        sys.path.pop(0)
-    return bench_all
+    return import_bench("all")
 
 
 def test_every_cli_benchmark_has_its_script():

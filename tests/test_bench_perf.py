@@ -6,12 +6,11 @@ import os
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _bench_smoke import ROOT, import_bench, run_bench
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "bench/perf.py", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=900)
+    return run_bench("perf", *args, timeout=900)
 
 
 def test_perf_quick(tmp_path):
@@ -33,12 +32,7 @@ def test_perf_quick_write_refused():
 
 
 def _perf():
-    sys.path.insert(0, os.path.join(ROOT, "bench"))
-    try:
-        import perf
-    finally:
-        sys.path.pop(0)
-    return perf
+    return import_bench("perf")
 
 
 def test_timing_lock_is_exclusive_and_released(tmp_path):

@@ -1,15 +1,10 @@
 """Smoke test of bench/scaling.py --quick (issue 5, part 6): every table, finite numbers, plots."""
 
-import os
-import subprocess
-import sys
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _bench_smoke import import_bench, run_bench
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "bench/scaling.py", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+    return run_bench("scaling", *args)
 
 
 def test_scaling_quick(tmp_path):
@@ -31,11 +26,7 @@ def test_scaling_quick_write_refused():
 
 
 def test_fit_recovers_a_known_exponent():
-    sys.path.insert(0, os.path.join(ROOT, "bench"))
-    try:
-        import scaling
-    finally:
-        sys.path.pop(0)
+    scaling = import_bench("scaling")
     rows = [{"params": p, "t": 3e-9 * p ** 1.25} for p in (1e4, 1e5, 1e6, 1e7)]
     a, b, r2 = scaling.fit(rows, "t")
     assert abs(b - 1.25) < 1e-9 and abs(r2 - 1) < 1e-9
