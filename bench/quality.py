@@ -211,6 +211,8 @@ def main(argv=None) -> int:
     ap.add_argument("--write", action="store_true", help="replace this script's sections of bench/RESULTS.md")
     ap.add_argument("--only", choices=("minilm", "mobilenet"), help="measure (and write) one model's section")
     args = ap.parse_args(argv)
+    if args.write:
+        _split_old_section()  # before either write: the other model's rows must survive
     if args.only != "mobilenet":
         text = render(minilm_rows())
         print(text)
@@ -220,7 +222,6 @@ def main(argv=None) -> int:
         text = render_mobilenet(*mobilenet_rows())
         print(text)
         if args.write:
-            _split_old_section()
             write_section(SECTION_MOBILENET, text)
     return 0
 
