@@ -172,7 +172,16 @@ class Bench:
 
     # fp32 tensors, as a {name: array} dict and as a file
     def fp32(self) -> tuple[dict, Path]:
-        raise NotImplementedError
+        """Default: the floating tensors of self.module's state dict, written to
+        compare-NAME-fp32.safetensors in the work folder (once per run)."""
+        if not hasattr(self, "_fp32"):
+            from seedcore.model import write_safetensors
+            t = {k: v.detach().numpy().copy() for k, v in self.module.state_dict().items()
+                 if v.dtype.is_floating_point}
+            p = self.workdir / f"compare-{self.name}-fp32.safetensors"
+            write_safetensors(p, t)
+            self._fp32 = (t, p)
+        return self._fp32
 
     def n_params(self) -> int:
         return sum(int(a.size) for a in self.fp32()[0].values() if a.dtype.kind == "f")
@@ -238,15 +247,6 @@ class LeNetBench(Bench):
         self.Xtr, self.ytr, self.Xte, self.yte = _common.mnist_split()
         with torch.no_grad():
             self.ref = self.module(torch.as_tensor(self.Xte)).argmax(1).numpy()
-
-    def fp32(self):
-        if not hasattr(self, "_fp32"):
-            from seedcore.model import write_safetensors
-            t = {k: v.detach().numpy().copy() for k, v in self.module.state_dict().items()}
-            p = self.workdir / "compare-lenet-fp32.safetensors"
-            write_safetensors(p, t)
-            self._fp32 = (t, p)
-        return self._fp32
 
     def example_inputs(self):
         import torch
@@ -343,17 +343,6 @@ class MobileNetBench(Bench):
         self.x = zoo.sample_image_crops(16 if quick else 200)
         with torch.no_grad():
             self.ref = self.module(torch.as_tensor(self.x)).numpy().argmax(1)
-
-    def fp32(self):
-        if not hasattr(self, "_fp32"):
-            from seedcore.model import write_safetensors
-            t = {k: v.detach().numpy().copy() for k, v in self.module.state_dict().items()
-                 if v.dtype.is_floating_point}
-            p = self.workdir / "compare-mobilenetv2-fp32.safetensors"
-            if not p.exists():
-                write_safetensors(p, t)
-            self._fp32 = (t, p)
-        return self._fp32
 
     def example_inputs(self):
         import torch
