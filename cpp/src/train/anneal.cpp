@@ -289,6 +289,18 @@ double Energy::loss() {
   return train::loss(p_.loss, o, rows_, d, labels_, targets_, nullptr, p_.what);
 }
 
+void Energy::finish(History& h, double final_energy, std::chrono::steady_clock::time_point start) {
+  h.final_energy = final_energy;
+  if (batched()) {  // the run's energies are per batch; report the final state on all samples
+    Energy full(p_, prior_, 0, who_);
+    h.final_energy = full.loss() + full.prior_term();
+    evaluations += full.evaluations;
+  }
+  h.evaluations = evaluations;
+  h.rejected_nonfinite = nonfinite;
+  h.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 void Energy::refresh(size_t t) { p_.graph->refresh_weights({p_.params[t].name}); }
 
 void Energy::refresh_all() {
@@ -491,15 +503,7 @@ History anneal(Problem& problem, const AnnealConfig& cfg, const Progress& progre
   }
   if (cfg.keep_best) go_to_best();
   h.best_energy = best_E;
-  h.final_energy = E;
-  if (en.batched()) {  // energies above are per batch; report the final state on all samples
-    Energy full(problem, cfg.prior, 0, "anneal");
-    h.final_energy = full.loss() + full.prior_term();
-    en.evaluations += full.evaluations;
-  }
-  h.evaluations = en.evaluations;
-  h.rejected_nonfinite = en.nonfinite;
-  h.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  en.finish(h, E, start);
   return h;
 }
 

@@ -143,15 +143,7 @@ History evolve(Problem& problem, const EvolveConfig& cfg, const Progress& progre
   for (size_t t = 0; t < nt; ++t) std::memcpy(params[t].data, best.data() + offset[t], size_t(params[t].size) * sizeof(float));
   en.refresh_all();
   h.best_energy = energy[order[0]];
-  h.final_energy = h.best_energy;
-  if (en.batched()) {
-    Energy full(problem, cfg.prior, 0, "evolve");
-    h.final_energy = full.loss() + full.prior_term();
-    en.evaluations += full.evaluations;
-  }
-  h.evaluations = en.evaluations;
-  h.rejected_nonfinite = en.nonfinite;
-  h.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  en.finish(h, h.best_energy, start);
   return h;
 }
 

@@ -2,6 +2,7 @@
 // on the current batch + loss + prior), batches, and the per-tensor statistics.
 // Not a public header.
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -35,6 +36,11 @@ class Energy {
 
   void refresh(size_t t);  // re-derives tensor t's packed copies in the graph
   void refresh_all();
+
+  // The end of a run: h's final energy (`final_energy`, or, when the run used batches,
+  // the current weights' energy on all samples), evaluations, non-finite rejections
+  // and the seconds since `start`.
+  void finish(History& h, double final_energy, std::chrono::steady_clock::time_point start);
 
   Problem& p_;
   std::vector<double> mu, sigma;
