@@ -352,7 +352,7 @@ void SeedFile::release_payload_locked(size_t index) const {
   // Every page the payload touches, shared edge pages included: the mapping is
   // private and never written, so a neighbour that still reads such a page just
   // faults it in again from the page cache.
-  const uintptr_t page = 4096;
+  static const uintptr_t page = uintptr_t(sysconf(_SC_PAGE_SIZE) > 0 ? sysconf(_SC_PAGE_SIZE) : 4096);
   const uintptr_t base = reinterpret_cast<uintptr_t>(data_);
   const uintptr_t begin = (base + e.offset) & ~(page - 1);
   const uintptr_t end = std::min<uintptr_t>((base + e.offset + e.length + page - 1) & ~(page - 1),
