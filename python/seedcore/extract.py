@@ -413,6 +413,7 @@ def extract(
     gptq: bool | None = None,
     bias_correction: bool | None = None,
     allocation_metric: str = "weight",
+    sequential: bool | None = None,
 ) -> Seed:
     """Encodes a model's weights into a ``Seed``.
 
@@ -463,6 +464,13 @@ def extract(
              matches the original model's, layer by layer (``seedcore.bias_correction``;
              same file format).  Needs ``example_inputs``.  Default: on with rate
              allocation, off otherwise.
+    sequential  encode the weights of conv2d / linear nodes one layer at a time in
+             graph order, each against the inputs that the already encoded layers
+             before it produce, with the original model's outputs as the target
+             (``seedcore.sequential``; same file format): later layers take back
+             part of the earlier layers' error instead of compounding it.  Biases
+             are corrected on the way when ``bias_correction`` is on.  Needs
+             ``example_inputs``.  Default: on with ``gptq``.
     allocation_metric  how rate allocation measures a candidate codec's error:
              "weight" (default: the squared weight error of plain rounding, times
              the tensor's measured sensitivity) or "output" (with gptq: the output
@@ -496,10 +504,15 @@ def extract(
         raise SeedError("extract: gptq (data-aware rounding) needs a module and example_inputs")
     if bias_correction is None:
         bias_correction = target_bpw is not None
+    if sequential is None:
+        sequential = bool(gptq)
+    if sequential and example_inputs is None:
+        raise SeedError("extract: sequential encoding needs a module and example_inputs")
     if bias_correction and example_inputs is None:
         raise SeedError("extract: bias_correction needs a module and example_inputs")
-    if target_bpw is None and not gptq and not bias_correction and calibration is not None:
-        raise SeedError("extract: calibration inputs are only used with target_bpw, gptq or bias_correction")
+    if target_bpw is None and not gptq and not bias_correction and not sequential and calibration is not None:
+        raise SeedError("extract: calibration inputs are only used with target_bpw, gptq, bias_correction "
+                        "or sequential")
     graph = None
     if example_inputs is not None:
         source, graph = _captured_source(src, name, example_inputs, input_names, output_names, dynamic_axes)
@@ -527,8 +540,10 @@ def extract(
         total += math.prod(shape)
 
     hessians: dict = {}
-    if gptq:
-        from . import gptq as _gptq
+    from . import gptq as _gptq
+
+    if gptq and not (sequential and allocation_metric == "weight"):
+        # (the sequential pass measures the Hessians itself, on the encoded model's inputs)
 
         # every tensor gptq may encode: with rate allocation, the allocation measures its candidates' errors
         # as gptq leaves them (the Hessians of the tensors it does not give a gptq codec are dropped below)
@@ -556,12 +571,61 @@ def extract(
     if hessians:
         hessians = {p[0]: hessians[p[0]] for p in plan if p[0] in hessians and _gptq.eligible(p[4], p[5], p[3])}
 
+    # sequential, error-corrected data-aware rounding (seedcore.sequential): the weights of conv2d / linear
+    # nodes that get a lossy codec are encoded last, in graph order, against the inputs the encoded layers
+    # before them produce; their biases are corrected on the way
+    seq_names: list = []
+    if sequential:
+        from .sequential import weight_nodes as _seq_nodes
+
+        lossy = {p[0] for p in plan if p[2] in FLOAT_DTYPES and len(p[3]) >= 2
+                 and not (p[4] == "raw" and p[5].get("storage", "float32") == "float32") and p[4] != "stats"}
+        seq_names = [node["in"][1] for _, node in _seq_nodes(graph) if node["in"][1] in lossy]
+    seq_set = set(seq_names)
+
     desc = "extract (rate-allocated)" if allocation is not None else f"extract {codec}"
     bar = _progress_bar(progress, total, desc)
-    tensors = []
+    encoded: dict = {}  # name -> (TensorEntry, payload)
     counts: dict = {}
     gptq_done: list = []
     decoded: dict = {}  # floating tensors as the file will give them back (for bias correction)
+    keep_decoded = bias_correction or sequential
+
+    def encode_one(tname, x, dtype, shape, c, opts, h=None):
+        options = dict(opts)
+        done = [0]
+        if c == "stats":
+            options.setdefault("name", tname)
+        if c == "prng":
+            options.setdefault("threads", threads)
+            if bar is not None:
+                def _tick(k, _bar=bar, _done=done):
+                    _done[0] += k
+                    _bar.update(k)
+                options["progress"] = _tick
+        if h is None and tname in hessians:
+            h = hessians[tname]
+        try:
+            if h is not None and _gptq.eligible(c, options, shape):
+                params, payload, dq = _gptq.encode(c, options, x, h, threads=threads,
+                                                  progress=options.get("progress"))
+                gptq_done.append(tname)
+                decoded[tname] = dq
+            else:
+                params, payload = get_codec(c).encode(x, options)
+                if keep_decoded:
+                    exact = dtype not in FLOAT_DTYPES or (c == "raw" and params.get("storage") == "float32")
+                    decoded[tname] = (x if exact else
+                                      get_codec(c).decode(payload, shape, "float32", params).reshape(shape))
+        except ValueError as e:
+            raise SeedError(f"{where}: tensor {tname!r}: {e}") from None
+        if bar is not None:
+            bar.update(x.size - done[0])
+        encoded[tname] = (TensorEntry(tname, shape, dtype, c, params), payload)
+        counts[c] = counts.get(c, 0) + 1
+
+    originals: dict = {}
+    corrected: dict = {}
     try:
         for tname, obj, dtype, shape, c, opts in plan:
             if bar is not None:
@@ -581,42 +645,44 @@ def extract(
                     raise SeedError(f"{where}: tensor {tname!r}: {bad} values overflow float32")
             else:
                 x = np.asarray(x, order="C")
-            options = dict(opts)
-            done = [0]
-            if c == "stats":
-                options.setdefault("name", tname)
-            if c == "prng":
-                options.setdefault("threads", threads)
-                if bar is not None:
-                    def _tick(k, _bar=bar, _done=done):
-                        _done[0] += k
-                        _bar.update(k)
-                    options["progress"] = _tick
-            try:
-                if tname in hessians:
-                    params, payload, dq = _gptq.encode(c, options, x, hessians[tname], threads=threads,
-                                                      progress=options.get("progress"))
-                    gptq_done.append(tname)
-                    decoded[tname] = dq
-                else:
-                    params, payload = get_codec(c).encode(x, options)
-                    if bias_correction:
-                        exact = dtype not in FLOAT_DTYPES or (c == "raw" and params.get("storage") == "float32")
-                        decoded[tname] = (x if exact else
-                                          get_codec(c).decode(payload, shape, "float32", params).reshape(shape))
-            except ValueError as e:
-                raise SeedError(f"{where}: tensor {tname!r}: {e}") from None
-            if bar is not None:
-                bar.update(n - done[0])
-            tensors.append((TensorEntry(tname, shape, dtype, c, params), payload))
-            counts[c] = counts.get(c, 0) + 1
+            if sequential:
+                originals[tname] = x
+            if tname in seq_set:
+                continue  # encoded by the sequential pass below
+            encode_one(tname, x, dtype, shape, c, opts)
             del x
+        if sequential:
+            from .sequential import encode_sequential
+
+            spec = {p[0]: p for p in plan}
+            current = {k: (decoded[k] if k in decoded else v) for k, v in originals.items()}
+
+            def enc(tname, target, h):
+                _, _, dtype, shape, c, opts = spec[tname]
+                if bar is not None:
+                    bar.set_postfix_str(tname[-40:], refresh=False)
+                encode_one(tname, target, dtype, shape, c, opts, h if gptq else None)
+                return decoded[tname]
+            raw32 = ([e.name for e, _ in encoded.values() if e.codec == "raw" and e.dtype == "float32"
+                      and e.params.get("storage", "float32") == "float32" and len(e.shape) == 1]
+                     if bias_correction else [])
+            cal = calibration if calibration is not None else example_inputs
+            try:
+                corrected = encode_sequential(graph, originals, current, cal, seq_names, enc, biases=raw32,
+                                              damp=_gptq.DAMP, threads=threads)
+            except SeedError as e:
+                raise SeedError(f"{where}: {e}") from None
+            for b, v in corrected.items():
+                e = encoded[b][0]
+                params, payload = get_codec("raw").encode(v, dict(e.params))
+                encoded[b] = (TensorEntry(e.name, e.shape, e.dtype, "raw", params), payload)
     finally:
         if bar is not None:
             bar.close()
+    tensors = [encoded[p[0]] for p in plan]
+    del originals
 
-    corrected: dict = {}
-    if bias_correction:
+    if bias_correction and not sequential:
         corrected = _correct_biases(plan, tensors, decoded, graph, calibration if calibration is not None
                                     else example_inputs, threads, where)
     del decoded
@@ -633,6 +699,7 @@ def extract(
                 "bits": bits,
                 "target_bpw": target_bpw,
                 "gptq": bool(gptq),
+                "sequential": bool(sequential),
                 **({"allocation_metric": allocation_metric} if target_bpw is not None else {}),
                 "rules": [[r.source, r.codec, r.options] for r in rule_list],
             },
@@ -640,6 +707,7 @@ def extract(
             **({"rate_allocation": allocation.summary()} if allocation is not None else {}),
             **({"gptq": {"tensors": len(gptq_done), "damp": _gptq.DAMP}} if gptq else {}),
             **({"bias_correction": {"biases": len(corrected)}} if bias_correction else {}),
+            **({"sequential": {"tensors": len(seq_names)}} if sequential else {}),
             "encode_seconds": round(time.perf_counter() - t0, 3),
             "numpy": np.__version__,
         }
