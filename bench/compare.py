@@ -353,7 +353,8 @@ class MobileNetBench(Bench):
         import torch
 
         from seedcore import zoo
-        return (torch.as_tensor(zoo.sample_image_crops(16, seed=1)),)
+        from quality import MOBILENET_CALIBRATION
+        return (torch.as_tensor(zoo.sample_image_crops(8 if self.quick else MOBILENET_CALIBRATION, seed=1)),)
 
     def torch_forward(self, m):
         import torch
@@ -473,15 +474,15 @@ class MiniLMBench(Bench):
 
     def default_seed(self):
         from quality import minilm_allocated
-        path, seconds, _ = minilm_allocated(self.module, self.tokenize, 4.0, True)
+        path, seconds, _ = minilm_allocated(self.module, self.tokenize, 4.0)
         return path, seconds
 
     def allocated(self, target):
-        from quality import minilm_allocated
-        path = HERE / "out" / f"minilm-alloc{target:g}-gptq-v{__import__('seedcore').__version__}.seed"
+        from quality import minilm_allocated, minilm_allocated_path
+        path = minilm_allocated_path(target)
         if not path.exists() and target > 3.0:  # 8-17 minutes per encode on this machine: only cached
             raise FileNotFoundError(path)        # ones (at <= 3 bpw extract refuses at once: infeasible)
-        path, seconds, _ = minilm_allocated(self.module, self.tokenize, target, True)
+        path, seconds, _ = minilm_allocated(self.module, self.tokenize, target)
         return path, seconds
 
     def finetune_pruned(self, tensors: dict, masks: dict) -> dict:
@@ -704,7 +705,7 @@ def notes(results: dict) -> list[str]:
            "- **Random init**: the module's layers re-initialised by torch's defaults (seeded); nothing stored.",
            "- **Default seed**: `seedcore.extract(module, example_inputs=..., calibration=...)`: rate "
            "allocation at 4 bpw with gptq, calibrated on inputs disjoint from the judged ones (LeNet: "
-           "256 training images; MobileNetV2: `sample_image_crops(16, seed=1)`; MiniLM: the 48 "
+           "256 training images; MobileNetV2: `sample_image_crops(64, seed=1)`; MiniLM: the 48 "
            "calibration sentences, bench/quality.py's cached seed).",
            "- **Seeds**: MobileNetV2 seeds are captured (graph, batch norms folded); the MiniLM seeds of "
            "fixed codecs are bench/minilm_weights.py's weights-only seeds of the safetensors file, run "

@@ -11,11 +11,13 @@
   with the 21 per-channel-small tensors (< 32 weights per output channel: the
   first conv and the depthwise convs) kept as float16.
 - The default extraction of a captured module: rate allocation (target_bpw,
-  seedcore.allocate) at 4 bpw with data-aware rounding (gptq, seedcore.gptq) and
-  bias correction (seedcore.bias_correction), calibrated on inputs other than
-  the judged ones; for MobileNetV2 also at 6 bpw, to show what the target costs;
-  and at 4 bpw with plain rounding and no bias correction (gptq=False,
-  bias_correction=False), to show what the data-aware steps add.
+  seedcore.allocate) at 4 bpw with data-aware rounding (gptq, seedcore.gptq),
+  the sequential pass (seedcore.sequential) and bias correction
+  (seedcore.bias_correction), calibrated on inputs other than the judged ones;
+  for MobileNetV2 also at 6 bpw, to show what the target costs; and at 4 bpw
+  without the sequential pass (sequential=False) and with plain rounding
+  (gptq=False, bias_correction=False, sequential=False), to show what each
+  data-aware step adds.
 
     python bench/quality.py [--only minilm|mobilenet] [--write]
 
@@ -53,9 +55,13 @@ MINILM_CODECS = [("q8", None, "q8 (baseline)"), ("q4", None, "q4 / Q4_0 (baselin
                  ("prng", 4.5, "prng 4.5 bpw"), ("prng", 4, "prng 4 bpw everywhere"),
                  ("prng", 3, "prng 3 bpw"), ("stats", None, "stats (no knowledge; = random init)")]
 MOBILENET_CODECS = [("raw", None), ("q8", None), ("q4", None), ("prng", 4.5), ("prng", 4)]
-# (target bpw, gptq): MiniLM rows take about 5 minutes each to encode (cached in bench/out/)
-ALLOC_TARGETS = ((4.0, True), (4.0, False))
-MOBILENET_ALLOC_TARGETS = ((4.0, True), (6.0, True), (4.0, False))
+# (target bpw, extract options, cache tag): the default first; then without the sequential pass, and plain
+# rounding, to show what each step adds. MiniLM rows take about 5 minutes each to encode (cached in bench/out/)
+PLAIN = {"gptq": False, "bias_correction": False, "sequential": False}
+ALLOC_TARGETS = ((4.0, {}, "-seq"), (4.0, {"sequential": False}, "-gptq-bc"), (4.0, PLAIN, ""))
+MOBILENET_ALLOC_TARGETS = ((4.0, {}, ""), (6.0, {}, ""), (4.0, {"sequential": False}, ""), (4.0, PLAIN, ""))
+#: calibration crops of MobileNetV2 (``sample_image_crops(N, seed=1)``: others than the 200 judged)
+MOBILENET_CALIBRATION = 64
 
 
 def minilm_rows() -> list[dict]:
@@ -71,13 +77,13 @@ def minilm_rows() -> list[dict]:
                              codec="raw", progress=False, input_names=["input_ids", "attention_mask"],
                              output_names=["sentence_embedding"], dynamic_axes=axes).graph
     rows = []
-    for target, gptq in ALLOC_TARGETS:
-        path, seconds, seed = minilm_allocated(module, tokenize, target, gptq)
+    for target, kw, tag in ALLOC_TARGETS:
+        path, seconds, seed = minilm_allocated(module, tokenize, target, kw, tag)
         model = seedcore.assemble(path)
         out = model.run({"input_ids": ids, "attention_mask": mask})["sentence_embedding"].astype(np.float64)
         cos = (out * ref).sum(1) / np.linalg.norm(out, axis=1) / np.linalg.norm(ref, axis=1)
         ra = seed.provenance["rate_allocation"]
-        label = _allocation_label(target, gptq)
+        label = _allocation_label(target, kw)
         rows.append({"what": label, "bpw": seedcore.load(path).info().bpw,
                      "mean": float(cos.mean()), "min": float(cos.min()),
                      "pred": 1 - ra["predicted_distortion"] / 2, "counts": ra["counts"],
@@ -93,26 +99,35 @@ def minilm_rows() -> list[dict]:
     return rows
 
 
-def _allocation_label(target: float, gptq: bool) -> str:
-    label = f"rate allocation at {target:g} bpw" + (
-        "" if gptq else ", plain rounding, no bias correction (gptq=False, bias_correction=False)")
-    return f"**default**: {label}" if target == DEFAULT_TARGET_BPW and gptq else label
+def _allocation_label(target: float, kw: dict) -> str:
+    label = f"rate allocation at {target:g} bpw"
+    if kw == PLAIN:
+        label += ", plain rounding, no bias correction (gptq=False, bias_correction=False, sequential=False)"
+    elif kw == {"sequential": False}:
+        label += ", each layer rounded against the original model's inputs (sequential=False)"
+    elif kw:
+        label += ", " + ", ".join(f"{k}={v}" for k, v in kw.items())
+    return f"**default**: {label}" if target == DEFAULT_TARGET_BPW and not kw else label
 
 
-def minilm_allocated(module, tokenize, target: float, gptq: bool = True):
+def minilm_allocated_path(target: float, tag: str = "-seq"):
+    return OUT / f"minilm-alloc{target:g}{tag}-v{seedcore.__version__}.seed"
+
+
+def minilm_allocated(module, tokenize, target: float, kw: dict | None = None, tag: str = "-seq"):
     """MiniLM extracted from the module with rate allocation at ``target`` bpw,
     calibrated on seedcore.demo's CALIBRATION_SENTENCES (not the test sentences);
     cached in bench/out/.  Returns (path, encode seconds, Seed)."""
     import torch
 
-    path = OUT / f"minilm-alloc{target:g}{'-gptq-bc' if gptq else ''}-v{seedcore.__version__}.seed"
+    path = minilm_allocated_path(target, tag)
     if not path.exists():
         print(f"encoding MiniLM with rate allocation at {target:g} bpw (cached at {path}) ...", file=sys.stderr)
         cids, cmask = tokenize(list(CALIBRATION_SENTENCES))
         axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}}
         cids, cmask = torch.as_tensor(cids), torch.as_tensor(cmask)
         seedcore.extract(module, example_inputs=(cids[:2], cmask[:2]), calibration=(cids, cmask),
-                         target_bpw=target, gptq=gptq, bias_correction=gptq,
+                         target_bpw=target, **(kw or {}),
                          input_names=["input_ids", "attention_mask"],
                          output_names=["sentence_embedding"], dynamic_axes=axes,
                          name="all-MiniLM-L6-v2").save(path)
@@ -139,18 +154,19 @@ def mobilenet_rows() -> tuple[list[dict], str]:
     small = [t.name for t in base.tensors if len(t.shape) == 4 and int(np.prod(t.shape[1:])) < 32]
     nparams = sum(int(np.prod(t.shape)) for t in base.tensors)
     rows = []
-    cal = torch.as_tensor(zoo.sample_image_crops(n=16, seed=1))  # other crops than the 200 judged
-    for target, gptq in MOBILENET_ALLOC_TARGETS:
+    cal = torch.as_tensor(zoo.sample_image_crops(n=MOBILENET_CALIBRATION, seed=1))  # not the 200 judged
+    for target, kw, _ in MOBILENET_ALLOC_TARGETS:
         seed = seedcore.extract(module, example_inputs=(cal[:2],), calibration=(cal,), target_bpw=target,
-                                gptq=gptq, bias_correction=gptq, progress=False)
+                                progress=False, **kw)
         path = OUT / "mobilenet-quality.seed"
         seed.save(path)
         model = seedcore.assemble(path)
-        got = next(iter(model.run({model.input_specs[0]["name"]: x}, threads=0).values())).argmax(1)
+        out = next(iter(model.run({model.input_specs[0]["name"]: x}, threads=0).values()))
         ra = seed.provenance["rate_allocation"]
-        label = _allocation_label(target, gptq)
-        rows.append({"what": label, "bpw": 8 * path.stat().st_size / nparams,
-                     "agree": float((got == ref).mean()), "counts": ra["counts"]})
+        label = _allocation_label(target, kw)
+        rows.append({"what": label, "bpw": 8 * path.stat().st_size / nparams, "agree": float((out.argmax(1) == ref).mean()),
+                     "dist": _distortion(out, logits), "counts": ra["counts"],
+                     "seconds": float(seed.provenance["encode_seconds"])})
     for codec, bits in MOBILENET_CODECS:
         for keep_small in ((False, True) if codec != "raw" else (False,)):
             rules = [(n, "raw:float16") for n in small] if keep_small else None
@@ -159,12 +175,29 @@ def mobilenet_rows() -> tuple[list[dict], str]:
             path = OUT / "mobilenet-quality.seed"
             seed.save(path)
             model = seedcore.assemble(path)
-            got = next(iter(model.run({model.input_specs[0]["name"]: x}, threads=0).values())).argmax(1)
+            out = next(iter(model.run({model.input_specs[0]["name"]: x}, threads=0).values()))
             label = f"{codec}{f' {bits} bpw' if bits else ''}" + (
                 f", the {len(small)} per-channel-small tensors float16" if keep_small else "")
             rows.append({"what": label, "bpw": 8 * path.stat().st_size / nparams,
-                         "agree": float((got == ref).mean())})
+                         "agree": float((out.argmax(1) == ref).mean()), "dist": _distortion(out, logits)})
+    # q8 with every data-aware step (and the per-channel-small tensors float16): what a 95 % target costs today
+    seed = seedcore.extract(module, example_inputs=(cal[:2],), calibration=(cal,), codec="q8",
+                            rules=[(n, "raw:float16") for n in small], gptq=True, bias_correction=True,
+                            sequential=True, progress=False)
+    path = OUT / "mobilenet-quality.seed"
+    seed.save(path)
+    model = seedcore.assemble(path)
+    out = next(iter(model.run({model.input_specs[0]["name"]: x}, threads=0).values()))
+    rows.append({"what": f"q8, the {len(small)} per-channel-small tensors float16, with gptq, the sequential pass "
+                         f"and bias correction (same calibration)", "bpw": 8 * path.stat().st_size / nparams,
+                 "agree": float((out.argmax(1) == ref).mean()), "dist": _distortion(out, logits)})
     return rows, margin_note
+
+
+def _distortion(out: np.ndarray, ref: np.ndarray) -> float:
+    """‖logits′ − logits‖² / ‖logits‖² over the judged crops."""
+    d = np.asarray(out, np.float64) - ref
+    return float((d * d).sum() / (np.asarray(ref, np.float64) ** 2).sum())
 
 
 def _counts(counts: dict) -> str:
@@ -183,7 +216,9 @@ def render(minilm: list[dict]) -> str:
               "captured module with 4.0 bpw): each tensor's sensitivity measured on "
               f"{len(CALIBRATION_SENTENCES)} calibration sentences (seedcore.demo.CALIBRATION_SENTENCES, none of the 16 above), which also give "
               "the input second moments for data-aware rounding (gptq: error feedback onto the "
-              "columns not yet encoded, `seedcore.gptq`); codecs chosen:"]
+              "columns not yet encoded, `seedcore.gptq`) and the inputs of the sequential pass (each linear "
+              "layer encoded against the inputs the already encoded layers before it produce, "
+              "`seedcore.sequential`); codecs chosen:"]
     lines += [f"- {r['what']}: {_counts(r['counts'])}; predicted mean cosine {r['pred']:.4f}; "
               f"encoding {r['seconds']:.0f} s" for r in minilm if "counts" in r]
     lines += ["", "MobileNetV2: the next section.", "", f"<!-- {SECTION}:end -->"]
@@ -196,12 +231,15 @@ def render_mobilenet(mobilenet: list[dict], margin_note: str) -> str:
              f"{time.strftime('%Y-%m-%d')}", "", "MobileNetV2 (ImageNet): top-1 agreement with the original on 200 fixed crops of "
               "scikit-learn's sample photos (native forward pass; batch norm folded into the convs). "
               "Target with the default codec: ≥ 95 %. The per-channel-small tensors (< 32 weights per output channel: the first conv and the depthwise convs) are where 32-weight blocks span channels of very different scale after folding.", "",
-              "| seed | bits/weight | top-1 agreement |", "|---|---|---|"]
-    lines += [f"| {r['what']} | {r['bpw']:.2f} | {100 * r['agree']:.1f} % |" for r in mobilenet]
+              "Output distortion: ‖logits′ − logits‖² / ‖logits‖² on the 200 crops, a continuous measure "
+              "beside agreement (which flips on near-ties).", "",
+              "| seed | bits/weight | top-1 agreement | output distortion |", "|---|---|---|---|"]
+    lines += [f"| {r['what']} | {r['bpw']:.2f} | {100 * r['agree']:.1f} % | {r['dist']:.2e} |" for r in mobilenet]
     lines += ["", f"How fragile top-1 agreement is here: {margin_note}; a small output change flips those."]
-    lines += ["", "Rate allocation calibrated on 16 other crops (`sample_image_crops(16, seed=1)`); "
+    lines += ["", f"Rate allocation, data-aware rounding and the sequential pass calibrated on "
+              f"{MOBILENET_CALIBRATION} other crops (`sample_image_crops({MOBILENET_CALIBRATION}, seed=1)`); "
               "codecs chosen:"]
-    lines += [f"- {r['what']}: {_counts(r['counts'])}" for r in mobilenet if "counts" in r]
+    lines += [f"- {r['what']}: {_counts(r['counts'])}; encoding {r['seconds']:.0f} s" for r in mobilenet if "counts" in r]
     lines += ["", f"<!-- {SECTION_MOBILENET}:end -->"]
     return "\n".join(lines) + "\n"
 
