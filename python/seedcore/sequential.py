@@ -7,19 +7,22 @@ before it are encoded too, so at run time the layer sees ``X̃ ≠ X`` and the
 errors compound (docs/findings.md, failure mode 5).  Here the layers are encoded
 one at a time in graph order, each against the inputs ``X̃`` that the already
 encoded (and bias-corrected) layers before it produce, with the original model's
-output as the target (as in GPTAQ: Li et al., "GPTAQ: Efficient Finetuning-Free
-Quantization for Asymmetric Calibration", 2025):
+output as the target (the asymmetric calibration of GPTAQ: Li et al., "GPTAQ:
+Efficient Finetuning-Free Quantization for Asymmetric Calibration", ICML 2025;
+here in a simpler two-step form: a ridge-regression correction of W, then
+data-aware rounding of the corrected weights against H̃):
 
-    minimise  ‖W X − W′ X̃‖² + λ‖W′ − W‖²
+    minimise  ‖W X − W′ X̃‖² / R + λ‖W′ − W‖²
     ⇒  W′ = W + W · D · (H̃ + λI)⁻¹,   D = (X − X̃) X̃ᵀ / R,   H̃ = X̃ X̃ᵀ / R
 
 over the R rows of the calibration inputs (a linear layer's input vectors, or a
 convolution's unfolded patches; per group for grouped convolutions), with
 λ = mean(diag H̃) · (DAMP + k / R) for k inputs: GPTQ's damping, plus a shrinkage
 toward W that grows as the rows per input get few (a classifier calibrated on a
-few dozen images is hardly corrected; fitted there without it, the correction
-followed the calibration rows and made MiniLM worse on other sentences).  ``W′`` is then encoded with its codec (by
-``gptq.encode`` against ``H̃`` where it applies, plainly otherwise), so what the
+few dozen images is hardly corrected; fitted without it, the correction
+followed the calibration rows and made MiniLM worse on other sentences).
+``W′`` is then encoded with its codec (by ``gptq.encode`` against ``H̃`` where
+it applies, plainly otherwise), so what the
 earlier layers' rounding did to this layer's inputs is compensated where the
 inputs' correlations allow it.  Each node's bias is corrected right after its
 weight (``seedcore.bias_correction``'s rule: the output's per-channel mean on the
