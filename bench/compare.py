@@ -549,7 +549,7 @@ def build(b: Bench, repeats: int, ram_for, finetune: bool = True) -> Table:
     lossless_rows(T)
     stats_rows(T)
     prng_rows(T)
-    T.seed_row("**default seed**: rate allocation at 4 bpw (gptq)", "default", *b.default_seed())
+    T.seed_row("**default seed**: rate allocation at 4 bpw (gptq, sequential, bias correction)", "default", *b.default_seed())
     random_row(T)
     if isinstance(b, LeNetBench):
         student_row(T)
@@ -704,7 +704,8 @@ def notes(results: dict) -> list[str]:
            "no-knowledge seed of millions of weights back to the original is not a short run.",
            "- **Random init**: the module's layers re-initialised by torch's defaults (seeded); nothing stored.",
            "- **Default seed**: `seedcore.extract(module, example_inputs=..., calibration=...)`: rate "
-           "allocation at 4 bpw with gptq, calibrated on inputs disjoint from the judged ones (LeNet: "
+           "allocation at 4 bpw with gptq, the sequential pass and bias correction, calibrated on inputs "
+           "disjoint from the judged ones (LeNet: "
            "256 training images; MobileNetV2: `sample_image_crops(64, seed=1)`; MiniLM: the 48 "
            "calibration sentences, bench/quality.py's cached seed).",
            "- **Seeds**: MobileNetV2 seeds are captured (graph, batch norms folded); the MiniLM seeds of "
