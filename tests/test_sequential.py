@@ -109,3 +109,11 @@ def test_sequential_is_deterministic_and_keeps_exact_tensors_exact(tmp_path):
 def test_sequential_needs_a_module():
     with pytest.raises(SeedError, match="needs a module"):
         seedcore.extract({"w": np.ones((4, 32), np.float32)}, codec="q4", sequential=True, progress=False)
+
+
+def test_calibration_that_does_not_fit_the_graph_is_a_clear_error():
+    net = _net()
+    cal = _data(8, 1)
+    with pytest.raises(SeedError, match=r"input|shape"):
+        seedcore.extract(net, codec="q4", example_inputs=(cal[:2],), calibration=(np.ones((4, 5), np.float32),),
+                         sequential=True, progress=False)
