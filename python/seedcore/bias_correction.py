@@ -31,14 +31,20 @@ from .errors import SeedError
 CHUNK = 8
 
 
-def biased_nodes(graph: Mapping, biases: Sequence[str] | None = None) -> list[tuple[int, dict]]:
-    """(index, node) of each conv2d / linear node whose bias is a file tensor read by
-    no other node (and, with ``biases``, one of those names)."""
+def value_reads(graph: Mapping) -> dict[str, int]:
+    """{value name: how many node inputs read it}."""
     reads: dict[str, int] = {}
     for node in graph.get("nodes", []):
         for n in node["in"]:
             if n is not None:
                 reads[n] = reads.get(n, 0) + 1
+    return reads
+
+
+def biased_nodes(graph: Mapping, biases: Sequence[str] | None = None) -> list[tuple[int, dict]]:
+    """(index, node) of each conv2d / linear node whose bias is a file tensor read by
+    no other node (and, with ``biases``, one of those names)."""
+    reads = value_reads(graph)
     allowed = None if biases is None else set(biases)
     out = []
     for i, node in enumerate(graph.get("nodes", [])):

@@ -44,18 +44,11 @@ from .errors import SeedError
 CHUNK = 4
 
 
-def _reads(graph: Mapping) -> dict[str, int]:
-    reads: dict[str, int] = {}
-    for node in graph.get("nodes", []):
-        for n in node["in"]:
-            if n is not None:
-                reads[n] = reads.get(n, 0) + 1
-    return reads
-
-
 def weight_nodes(graph: Mapping) -> list[tuple[int, dict]]:
     """(index, node) of each conv2d / linear node whose weight (in[1]) is read by no other node."""
-    reads = _reads(graph)
+    from .bias_correction import value_reads
+
+    reads = value_reads(graph)
     out = []
     for i, node in enumerate(graph.get("nodes", [])):
         if node.get("op") in ("conv2d", "linear") and len(node["in"]) >= 2 and reads.get(node["in"][1]) == 1:
@@ -145,9 +138,11 @@ def encode_sequential(graph: Mapping, original: Mapping[str, np.ndarray], curren
     from .model import Model
 
     inputs = calibration_arrays(graph, calibration)
-    reads = _reads(graph)
+    from .bias_correction import biased_nodes
+
     want_w = set(weights)
-    want_b = {b for b in biases if reads.get(b) == 1}  # a bias shared by two nodes is left as it is
+    # bias correction's rule: a conv2d / linear bias read by that node alone (one shared is left as it is)
+    want_b = {node["in"][2] for _, node in biased_nodes(graph, biases)}
     todo = [(i, node) for i, node in weight_nodes(graph)
             if node["in"][1] in want_w or (len(node["in"]) > 2 and node["in"][2] in want_b)]
     missing = want_w - {node["in"][1] for _, node in todo}
