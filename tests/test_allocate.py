@@ -252,3 +252,38 @@ def test_allocation_with_hessians_works_in_the_output_metric():
         d = w.astype(np.float16).astype(np.float64) - w
         assert c.errors["raw:float16"] == pytest.approx(float(np.trace(d @ hs[c.name] @ d.T)), rel=1e-6)
         assert c.errors["q4"] < c.errors["prng:3"]
+
+
+def test_output_metric_gain_is_measured_on_what_gptq_leaves():
+    """In the output metric the sensitivity probe is the q4 encoding gptq makes, so the
+    prediction for q4 (gain × its error) is the measured distortion of the model with
+    that one tensor gptq-encoded in q4 (plain rounding leaves errors in other directions,
+    which the graph does not weigh as tr(ΔW H ΔWᵀ) does)."""
+    from seedcore import gptq
+    from seedcore.allocate import _outputs, allocate
+    from seedcore.capture import capture
+    from seedcore.model import Model
+
+    torch.manual_seed(2)
+    net = nn.Sequential(nn.Linear(64, 64), nn.GELU(), nn.Linear(64, 32)).eval()
+    x = torch.randn(96, 64, generator=torch.Generator().manual_seed(6))
+    graph, weights = capture(net, (x[:2],))
+    weights = {k: np.asarray(v.detach().numpy() if hasattr(v, "detach") else v, np.float32)
+               for k, v in weights.items()}
+    names = [k for k, v in weights.items() if v.ndim == 2]
+    hs = gptq.collect_hessians(net, (x,), graph, names)
+    n = sum(v.size for v in weights.values())
+    fixed = 32 * sum(v.size for v in weights.values() if v.ndim == 1)
+    inputs = {graph["inputs"][0]["name"]: x.numpy()}
+    ref = _outputs(Model(weights, graph=graph, name="r"), inputs, 1)
+    res = allocate(graph, weights, names, (x.numpy(),), 4.0, n, fixed, hessians=hs, threads=1)
+    plain = allocate(graph, weights, names, (x.numpy(),), 4.0, n, fixed, hessians=hs, threads=1,
+                     gptq_probe=False)
+    for c, p in zip(res.choices, plain.choices):
+        _, _, enc = gptq.encode("q4", {}, weights[c.name], hs[c.name], threads=1)
+        got = _outputs(Model({**weights, c.name: np.asarray(enc, np.float32)}, graph=graph, name="q"),
+                       inputs, 1)
+        actual = float(((got - ref) ** 2).sum() / (ref @ ref))
+        assert c.gain * c.errors["q4"] == pytest.approx(actual, rel=1e-3), c.name
+        # the plain probe's gain is a different number: it predicts the gptq encoding less well
+        assert abs(p.gain * p.errors["q4"] - actual) > abs(c.gain * c.errors["q4"] - actual), c.name

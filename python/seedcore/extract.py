@@ -558,7 +558,11 @@ def extract(
             if missing:
                 raise SeedError(f"extract: calibration has no input {missing[0]!r}")
             cal = tuple(cal[n] for n in order)
-        hessians = _gptq.collect_hessians(src, cal, graph, names)
+        rows: dict = {}
+        hessians = _gptq.collect_hessians(src, cal, graph, names, rows)
+        # few calibration rows per input column: shrink H toward the identity (gptq.shrunk), so that
+        # neither gptq nor the allocation's output metric trusts directions the calibration left empty
+        hessians = {n: _gptq.shrunk(h, rows[n]) for n, h in hessians.items()}
 
     allocation = None
     if target_bpw is not None:
