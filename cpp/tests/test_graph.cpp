@@ -63,7 +63,8 @@ std::vector<const GraphKernels*> gemm_tables() {
 void test_gemm() {
   const int sizes[][3] = {{1, 1, 1},    {1, 7, 3},      {5, 1, 17},    {6, 16, 16},  {7, 33, 17},
                           {13, 300, 31}, {97, 65, 260}, {2, 513, 5},   {31, 257, 16}, {100, 20, 1},
-                          {1, 384, 1536}, {130, 17, 300}, {12, 256, 32}, {160, 600, 70}, {16, 32, 1024}, {300, 40, 50}};
+                          {1, 384, 1536}, {130, 17, 300}, {12, 256, 32}, {160, 600, 70}, {16, 32, 1024}, {300, 40, 50},
+                          {13, 2, 2500}};  // the last: more B panels per group than kMaxGroup
   InlineRunner many(3);
   for (const GraphKernels* kp : gemm_tables()) {
     const GraphKernels& k = *kp;

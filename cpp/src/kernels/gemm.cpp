@@ -18,7 +18,9 @@ namespace seedcore {
 namespace {
 
 constexpr int kMaxMr = 16, kMaxNr = 32;
-constexpr int64_t kMcTarget = 144;  // rows of A per block: MC x KC floats (~144 KiB) stay in L2
+constexpr int64_t kMcTarget = 144;
+constexpr int64_t kBGroupBytes = 24 * 1024;  // B micro-panels swept together: half of a 48 KiB L1
+constexpr int kMaxGroup = 64;  // rows of A per block: MC x KC floats (~144 KiB) stay in L2
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -178,7 +180,10 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
     run_tasks(packed_panels >= 4 ? runner : nullptr, size_t(packed_panels), [&](size_t p, unsigned) {
       pack_b_panel(g, kern, (direct_panels + int64_t(p)) * NR, 0, g.K, packed_b.get() + int64_t(p) * panel_floats);
     });
-  const int64_t b_chunk_floats = b_on_the_fly ? int64_t(NR) * std::min<int64_t>(KC, g.K) : 0;
+  // B micro-panels per group (see the task loop): as many as fit in kBGroupBytes.
+  const int64_t group = std::max<int64_t>(
+      1, std::min<int64_t>(kMaxGroup, kBGroupBytes / (int64_t(sizeof(float)) * NR * std::min<int64_t>(KC, g.K))));
+  const int64_t b_chunk_floats = b_on_the_fly ? int64_t(NR) * std::min<int64_t>(KC, g.K) * group : 0;
   AlignedFloats b_chunks = alloc_floats(b_chunk_floats * workers);
 
   const int64_t a_block_floats = g.a_packed ? 0 : mc * std::min<int64_t>(KC, g.K);
@@ -212,27 +217,34 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
         a_block = g.a_packed + pc * m_padded + i_begin * kc;  // gemm_pack_a's layout
       else
         pack_a_block(g, MR, i_begin, i_end - i_begin, pc, kc, abuf);
-      for (int64_t p = p_begin; p < p_end; ++p) {
-        const int64_t col0 = p * NR;
-        const int nr = int(std::min<int64_t>(NR, g.N - col0));
-        const float* bp;
-        ptrdiff_t b_ks;
-        if (p < direct_panels) {
-          bp = g.b + pc * g.b_ks + col0;
-          b_ks = g.b_ks;
-        } else if (b_on_the_fly) {
-          float* buf = b_chunks.get() + int64_t(worker % workers) * b_chunk_floats;
-          pack_b_panel(g, kern, col0, pc, kc, buf);
-          bp = buf;
-          b_ks = NR;
-        } else {
-          bp = packed_b_base + (p - direct_panels) * panel_floats + pc * NR;
-          b_ks = NR;
+      // Panels go in groups whose B micro-panels fit in L1 together; each A micro-panel
+      // sweeps the whole group before the next one. With a small K (1x1 convolutions
+      // over few channels) a group spans many panels, so C is written as MR rows of
+      // group * NR contiguous floats at a time instead of M interleaved streams of NR
+      // (measured: MobileNetV2's 16 -> 96 channel 1x1 convolution at 112x112, 1.26 -> 0.53 ms).
+      // With kc = KC a group is one panel, the classic order.
+      for (int64_t g0 = p_begin; g0 < p_end; g0 += group) {
+        const int64_t g1 = std::min(p_end, g0 + group);
+        const float* bps[kMaxGroup];
+        ptrdiff_t bks[kMaxGroup];
+        for (int64_t p = g0; p < g1; ++p) {
+          const int64_t col0 = p * NR;
+          if (p < direct_panels) {
+            bps[p - g0] = g.b + pc * g.b_ks + col0;
+            bks[p - g0] = g.b_ks;
+          } else if (b_on_the_fly) {
+            float* buf = b_chunks.get() + int64_t(worker % workers) * b_chunk_floats + (p - g0) * NR * kc;
+            pack_b_panel(g, kern, col0, pc, kc, buf);
+            bps[p - g0] = buf;
+            bks[p - g0] = NR;
+          } else {
+            bps[p - g0] = packed_b_base + (p - direct_panels) * panel_floats + pc * NR;
+            bks[p - g0] = NR;
+          }
         }
         const float* ap = a_block;
         for (int64_t i0 = i_begin; i0 < i_end; i0 += MR, ap += int64_t(kc) * MR) {
           const int mr = int(std::min<int64_t>(MR, i_end - i0));
-          float* cp = g.c + i0 * g.c_rs + col0 * g.c_cs;
           const float* row_bias = nullptr;
           if (first && kernel_bias) {
             if (mr == MR) {
@@ -246,30 +258,37 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
           // 6-channel convolution under the 12-row AVX-512 kernel), takes the rows kernel:
           // the full tile would do MR / mr times the work for the same results.
           const bool few_rows = mr < MR && (mr <= 4 || 2 * mr <= MR);
-          if (c_direct && nr == NR && (mr == MR || few_rows)) {
-            if (first && tile_start) start_tile(g, i0, col0, mr, nr, cp, g.c_rs);
-            if (mr == MR)
-              kern.gemm_micro(kc, ap, bp, b_ks, cp, g.c_rs, acc, row_bias, clamp);
+          for (int64_t p = g0; p < g1; ++p) {
+            const int64_t col0 = p * NR;
+            const int nr = int(std::min<int64_t>(NR, g.N - col0));
+            const float* bp = bps[p - g0];
+            const ptrdiff_t b_ks = bks[p - g0];
+            float* cp = g.c + i0 * g.c_rs + col0 * g.c_cs;
+            if (c_direct && nr == NR && (mr == MR || few_rows)) {
+              if (first && tile_start) start_tile(g, i0, col0, mr, nr, cp, g.c_rs);
+              if (mr == MR)
+                kern.gemm_micro(kc, ap, bp, b_ks, cp, g.c_rs, acc, row_bias, clamp);
+              else
+                kern.gemm_micro_rows(mr, kc, ap, bp, b_ks, cp, g.c_rs, acc, row_bias, clamp);
+              if (epilogue)
+                for (int i = 0; i < mr; ++i) g.row_epilogue(cp + i * g.c_rs, cp + i * g.c_rs, nr);
+              continue;
+            }
+            if (acc) {  // the tile's rows/columns past mr/nr are never stored: any value will do
+              if (!first || g.accumulate)
+                for (int i = 0; i < mr; ++i)
+                  for (int j = 0; j < nr; ++j) tile[i * NR + j] = cp[i * g.c_rs + j * g.c_cs];
+              if (first) start_tile(g, i0, col0, mr, nr, tile, NR);
+            }
+            if (few_rows)
+              kern.gemm_micro_rows(mr, kc, ap, bp, b_ks, tile, NR, acc, row_bias, clamp);
             else
-              kern.gemm_micro_rows(mr, kc, ap, bp, b_ks, cp, g.c_rs, acc, row_bias, clamp);
+              kern.gemm_micro(kc, ap, bp, b_ks, tile, NR, acc, row_bias, clamp);
             if (epilogue)
-              for (int i = 0; i < mr; ++i) g.row_epilogue(cp + i * g.c_rs, cp + i * g.c_rs, nr);
-            continue;
+              for (int i = 0; i < mr; ++i) g.row_epilogue(tile + i * NR, tile + i * NR, nr);
+            for (int i = 0; i < mr; ++i)
+              for (int j = 0; j < nr; ++j) cp[i * g.c_rs + j * g.c_cs] = tile[i * NR + j];
           }
-          if (acc) {  // the tile's rows/columns past mr/nr are never stored: any value will do
-            if (!first || g.accumulate)
-              for (int i = 0; i < mr; ++i)
-                for (int j = 0; j < nr; ++j) tile[i * NR + j] = cp[i * g.c_rs + j * g.c_cs];
-            if (first) start_tile(g, i0, col0, mr, nr, tile, NR);
-          }
-          if (few_rows)
-            kern.gemm_micro_rows(mr, kc, ap, bp, b_ks, tile, NR, acc, row_bias, clamp);
-          else
-            kern.gemm_micro(kc, ap, bp, b_ks, tile, NR, acc, row_bias, clamp);
-          if (epilogue)
-            for (int i = 0; i < mr; ++i) g.row_epilogue(tile + i * NR, tile + i * NR, nr);
-          for (int i = 0; i < mr; ++i)
-            for (int j = 0; j < nr; ++j) cp[i * g.c_rs + j * g.c_cs] = tile[i * NR + j];
         }
       }
     }
