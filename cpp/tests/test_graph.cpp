@@ -80,7 +80,10 @@ void test_gemm() {
         const bool at = layout & 1, bt = layout & 2, bias = layout & 4;
         g.a_rs = at ? 1 : K; g.a_cs = at ? M : 1;
         g.b_ks = bt ? 1 : N; g.b_ns = bt ? K : 1;
-        if (bias) { g.bias_m = bm.data(); g.bias_n = bn.data(); }
+        if (bias) {  // both biases, or the column one alone (a linear layer's, in the micro-kernel)
+          g.bias_m = bt ? bm.data() : nullptr;
+          g.bias_n = bn.data();
+        }
         if (layout & 8) {  // a convolution's epilogue: row bias (in the micro-kernel unless accumulating) + clamp
           g.bias_n = nullptr;
           g.bias_m = bm.data();
@@ -145,19 +148,20 @@ void test_gemm_micro_twins() {
     const GraphKernels& k = *kp;
     if (&k == &sk) continue;
     for (int kc : {1, 3, 4, 7, 256}) {
-      for (int mode = 0; mode < 6; ++mode) {
-        // mode: accumulate or not x (plain | row bias | row bias + clamp); the row bias only
-        // counts without accumulate
+      for (int mode = 0; mode < 10; ++mode) {
+        // mode: accumulate or not x (plain | row bias | row bias + clamp | column bias |
+        // column bias + clamp); the biases only count without accumulate
         const bool acc = mode & 1;
         const int MR = k.mr, NR = k.nr;
         // b is padded: the scalar tile reading the last columns may run past NR
         std::vector<float> a = randn(size_t(kc * MR)), b = randn(size_t(kc * NR + sk.nr)), c0 = randn(size_t(MR * NR));
-        std::vector<float> rb = randn(size_t(MR + sk.mr));
+        std::vector<float> rb = randn(size_t(MR + sk.mr)), cb = randn(size_t(NR + sk.nr));
         const float bounds[2] = {-0.25f, 0.75f};
-        const float* row_bias = mode >= 2 ? rb.data() : nullptr;
-        const float* clamp = mode >= 4 ? bounds : nullptr;
+        const float* row_bias = mode >= 2 && mode < 6 ? rb.data() : nullptr;
+        const float* col_bias = mode >= 6 ? cb.data() : nullptr;
+        const float* clamp = (mode >= 4 && mode < 6) || mode >= 8 ? bounds : nullptr;
         std::vector<float> got = c0, want = c0;
-        k.gemm_micro(kc, a.data(), b.data(), NR, got.data(), NR, acc, row_bias, clamp);
+        k.gemm_micro(kc, a.data(), b.data(), NR, got.data(), NR, acc, row_bias, col_bias, clamp);
         for (int i0 = 0; i0 < MR; i0 += sk.mr)
           for (int j0 = 0; j0 < NR; j0 += sk.nr) {
             std::vector<float> as(size_t(kc * sk.mr), 0.0f);
@@ -167,7 +171,7 @@ void test_gemm_micro_twins() {
             for (int i = 0; i < sk.mr && i0 + i < MR; ++i)
               for (int j = 0; j < sk.nr && j0 + j < NR; ++j) ct[size_t(i * sk.nr + j)] = c0[size_t((i0 + i) * NR + j0 + j)];
             sk.gemm_micro(kc, as.data(), b.data() + j0, NR, ct.data(), sk.nr, acc, row_bias ? row_bias + i0 : nullptr,
-                          clamp);
+                          col_bias ? col_bias + j0 : nullptr, clamp);
             for (int i = 0; i < sk.mr && i0 + i < MR; ++i)
               for (int j = 0; j < sk.nr && j0 + j < NR; ++j) want[size_t((i0 + i) * NR + j0 + j)] = ct[size_t(i * sk.nr + j)];
           }
@@ -183,10 +187,11 @@ void test_gemm_micro_twins() {
           std::vector<float> c_rk(size_t(rk->mr * rk->nr));
           for (size_t i = 0; i < c_rk.size(); ++i) c_rk[i] = c0[i % c0.size()];
           std::vector<float> full_rk = c_rk;
-          rk->gemm_micro(kc, a_rk.data(), b_rk.data(), rk->nr, full_rk.data(), rk->nr, acc, row_bias, clamp);
+          rk->gemm_micro(kc, a_rk.data(), b_rk.data(), rk->nr, full_rk.data(), rk->nr, acc, row_bias, col_bias, clamp);
           for (int m = 1; m <= 4 && m < rk->mr; ++m) {
             std::vector<float> part = c_rk;
-            rk->gemm_micro_rows(m, kc, a_rk.data(), b_rk.data(), rk->nr, part.data(), rk->nr, acc, row_bias, clamp);
+            rk->gemm_micro_rows(m, kc, a_rk.data(), b_rk.data(), rk->nr, part.data(), rk->nr, acc, row_bias, col_bias,
+                                clamp);
             bool same = true;
             for (int i = 0; i < rk->mr * rk->nr; ++i)
               same &= i < m * rk->nr ? part[size_t(i)] == full_rk[size_t(i)] : part[size_t(i)] == c_rk[size_t(i)];
@@ -225,8 +230,8 @@ void test_depthwise() {
     const GraphKernels& k = *kp;
     for (int stride : {1, 2, 3})
       for (int dil : {1, 2})
-        for (int64_t oh : {1, 3})
-          for (int64_t ow : {1, 4, 7, 8, 9, 17, 33, 56, 71, 112}) {
+        for (int64_t oh : {1, 3, 7, 13})  // row blocks of 3 and 6 with every remainder
+          for (int64_t ow : {1, 4, 7, 8, 9, 14, 15, 16, 17, 28, 33, 56, 71, 112, 300}) {
             const int64_t in_w = (ow - 1) * stride + 2 * dil + 1 + 3, in_h = (oh - 1) * stride + 2 * dil + 1;
             std::vector<float> in = randn(size_t(in_w * in_h + 32)), w = randn(9);
             std::vector<float> a(size_t(oh * ow)), b(size_t(oh * ow));

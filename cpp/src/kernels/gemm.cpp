@@ -192,8 +192,10 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
   const bool c_direct = g.c_cs == 1;
   // A per-row bias alone (a convolution's) starts the tile inside the micro-kernel (one
   // broadcast per row); other bias/accumulate combinations are written into C first.
+  // Likewise a per-column bias alone (a linear layer's), NR floats per panel.
   const bool kernel_bias = g.bias_m != nullptr && g.bias_n == nullptr && !g.accumulate;
-  const bool tile_start = (g.bias_m != nullptr || g.bias_n != nullptr) && !kernel_bias;
+  const bool kernel_col_bias = g.bias_n != nullptr && g.bias_m == nullptr && !g.accumulate;
+  const bool tile_start = (g.bias_m != nullptr || g.bias_n != nullptr) && !kernel_bias && !kernel_col_bias;
   const bool has_clamp = g.clamp_has_min || g.clamp_has_max;
   const float clamp_bounds[2] = {g.clamp_has_min ? g.clamp_min : -std::numeric_limits<float>::infinity(),
                                  g.clamp_has_max ? g.clamp_max : std::numeric_limits<float>::infinity()};
@@ -204,7 +206,8 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
     const int64_t p_begin = jn * panels_per_block, p_end = std::min(n_panels, p_begin + panels_per_block);
     float* abuf = packed_a.get() + int64_t(worker % workers) * a_block_floats;
     alignas(64) float tile[kMaxMr * kMaxNr] = {};
-    float edge_bias[kMaxMr] = {};  // the row bias of a ragged row block, zero-padded to MR
+    float edge_bias[kMaxMr] = {};      // the row bias of a ragged row block, zero-padded to MR
+    float edge_col_bias[kMaxNr] = {};  // the column bias of a ragged panel, zero-padded to NR
     for (int64_t pc = 0; pc < g.K; pc += KC) {
       const int kc = int(std::min<int64_t>(KC, g.K - pc));
       const bool first = pc == 0;
@@ -264,12 +267,21 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
             const float* bp = bps[p - g0];
             const ptrdiff_t b_ks = bks[p - g0];
             float* cp = g.c + i0 * g.c_rs + col0 * g.c_cs;
+            const float* col_bias = nullptr;
+            if (first && kernel_col_bias) {
+              if (nr == NR) {
+                col_bias = g.bias_n + col0;
+              } else {
+                for (int j = 0; j < NR; ++j) edge_col_bias[j] = j < nr ? g.bias_n[col0 + j] : 0.0f;
+                col_bias = edge_col_bias;
+              }
+            }
             if (c_direct && nr == NR && (mr == MR || few_rows)) {
               if (first && tile_start) start_tile(g, i0, col0, mr, nr, cp, g.c_rs);
               if (mr == MR)
-                kern.gemm_micro(kc, ap, bp, b_ks, cp, g.c_rs, acc, row_bias, clamp);
+                kern.gemm_micro(kc, ap, bp, b_ks, cp, g.c_rs, acc, row_bias, col_bias, clamp);
               else
-                kern.gemm_micro_rows(mr, kc, ap, bp, b_ks, cp, g.c_rs, acc, row_bias, clamp);
+                kern.gemm_micro_rows(mr, kc, ap, bp, b_ks, cp, g.c_rs, acc, row_bias, col_bias, clamp);
               if (epilogue)
                 for (int i = 0; i < mr; ++i) g.row_epilogue(cp + i * g.c_rs, cp + i * g.c_rs, nr);
               continue;
@@ -281,9 +293,9 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
               if (first) start_tile(g, i0, col0, mr, nr, tile, NR);
             }
             if (few_rows)
-              kern.gemm_micro_rows(mr, kc, ap, bp, b_ks, tile, NR, acc, row_bias, clamp);
+              kern.gemm_micro_rows(mr, kc, ap, bp, b_ks, tile, NR, acc, row_bias, col_bias, clamp);
             else
-              kern.gemm_micro(kc, ap, bp, b_ks, tile, NR, acc, row_bias, clamp);
+              kern.gemm_micro(kc, ap, bp, b_ks, tile, NR, acc, row_bias, col_bias, clamp);
             if (epilogue)
               for (int i = 0; i < mr; ++i) g.row_epilogue(tile + i * NR, tile + i * NR, nr);
             for (int i = 0; i < mr; ++i)
