@@ -74,6 +74,8 @@ void test_gemm() {
         const int64_t M = s[0], K = s[1], N = s[2];
         std::vector<float> A = randn(size_t(M * K)), B = randn(size_t(K * N)), C0 = randn(size_t(M * N));
         std::vector<float> bm = randn(size_t(M)), bn = randn(size_t(N));
+        std::vector<float> res = randn(size_t(M * N)), res_t(size_t(M * N));  // a residual, and as transposed C
+        for (int64_t i = 0; i < M; ++i) for (int64_t j = 0; j < N; ++j) res_t[size_t(j * M + i)] = res[size_t(i * N + j)];
         GemmArgs g;
         g.M = M; g.N = N; g.K = K;
         g.a = A.data(); g.b = B.data();
@@ -91,6 +93,7 @@ void test_gemm() {
           g.clamp_min = -0.5f;
           g.clamp_has_max = !bias;  // with and without an upper bound
           g.clamp_max = 1.5f;
+          if (!at) g.residual = res.data();  // a fused residual add, after the clamp
         }
         std::vector<float> ref = C0, got = C0, got2 = C0;
         for (bool acc : {false, true}) {
@@ -104,6 +107,7 @@ void test_gemm() {
           for (int64_t i = 0; i < M; ++i) for (int64_t j = 0; j < N; ++j) gt[size_t(j * M + i)] = C0[size_t(i * N + j)];
           if (!acc) std::fill(gt.begin(), gt.end(), 0.0f);
           GemmArgs gt_args = g; gt_args.c = gt.data(); gt_args.c_rs = 1; gt_args.c_cs = M;
+          if (g.residual) gt_args.residual = res_t.data();
           gemm(gt_args, k, &many);
           // B packed ahead (gemm_pack_b), single- and multi-task
           std::vector<float> pre = C0, pre2 = C0;

@@ -121,6 +121,9 @@ struct GemmArgs {
   // its last K chunk (a linear followed by GELU, fused at graph load: the GELU runs on
   // the tile in L1 instead of a pass over a 4096 x 1536 tensor).
   void (*row_epilogue)(const float* x, float* y, int64_t n) = nullptr;
+  // Optional, last: C(i, j) += residual[i*c_rs + j*c_cs] (a convolution followed by a
+  // residual add, fused at graph load: the sum is formed while the tile is in L1).
+  const float* residual = nullptr;
 };
 void gemm(const GemmArgs& args, const GraphKernels& kernels, TaskRunner* runner);
 

@@ -656,6 +656,31 @@ Graph::Graph(std::string_view graph_json, const std::unordered_map<std::string, 
       conv.attrs.max = c.attrs.max;
       c.op = Op::identity;
     }
+    // conv2d -> add (a residual connection: MobileNetV2's projections): the add's other
+    // operand is added in the conv's epilogue, after any fused clamp, as the add node
+    // would (u + v == v + u); it must be computed before the conv runs.
+    for (size_t ai = 0; ai < g.nodes.size(); ++ai) {
+      Node& add = g.nodes[ai];
+      if (add.op != Op::add || add.in.size() != 2) continue;
+      for (int side = 0; side < 2; ++side) {
+        const int s = add.in[size_t(side)], r = add.in[size_t(1 - side)];
+        if (s < 0 || r < 0 || s == r || producer[size_t(s)] < 0 || consumers[size_t(s)] != 1 || is_output[size_t(s)])
+          continue;
+        Node& conv = g.nodes[size_t(producer[size_t(s)])];
+        if (conv.op != Op::conv2d || conv.fused_residual || g.slots[size_t(s)].dtype != ElemType::f32 ||
+            g.slots[size_t(r)].dtype != ElemType::f32 || (producer[size_t(r)] >= 0 && producer[size_t(r)] > producer[size_t(s)]))
+          continue;
+        conv.in.resize(3, -1);
+        conv.in_names.resize(3);
+        conv.in.push_back(r);
+        conv.in_names.push_back(add.in_names[size_t(1 - side)]);
+        conv.fused_residual = true;
+        add.op = Op::identity;
+        add.in = {s};
+        add.in_names = {add.in_names[size_t(side)]};
+        break;
+      }
+    }
     // linear -> gelu (erf form): GELU on each GEMM tile while it is in L1.
     for (Node& ge : g.nodes) {
       if (ge.op != Op::gelu || ge.attrs.gelu_tanh || ge.in[0] < 0) continue;
@@ -796,13 +821,15 @@ Graph::Graph(std::string_view graph_json, const std::unordered_map<std::string, 
       sample[size_t(n.out)] = 1;
       auto only_first = [&] {  // sample data in input 0 (and a fused residual), weights elsewhere
         for (size_t i = 1; i < n.in.size(); ++i)
-          if (n.in[i] >= 0 && sample[size_t(n.in[i])] && !(n.op == Op::layer_norm && i == 3)) return false;
+          if (n.in[i] >= 0 && sample[size_t(n.in[i])] && !((n.op == Op::layer_norm || n.op == Op::conv2d) && i == 3))
+            return false;
         return n.in[0] >= 0 && sample[size_t(n.in[0])];
       };
       switch (n.op) {
         case Op::conv2d: case Op::linear: case Op::batch_norm: case Op::layer_norm:
         case Op::max_pool2d: case Op::avg_pool_global:
-          ok = only_first() && !(n.op == Op::layer_norm && n.fused_add && !sample[size_t(n.in[3])]);
+          ok = only_first() && !(n.op == Op::layer_norm && n.fused_add && !sample[size_t(n.in[3])]) &&
+               !(n.op == Op::conv2d && n.fused_residual && !sample[size_t(n.in[3])]);
           break;
         case Op::relu: case Op::tanh: case Op::sigmoid: case Op::exp: case Op::sqrt: case Op::neg: case Op::gelu:
         case Op::clamp: case Op::add_scalar: case Op::sub_scalar: case Op::mul_scalar: case Op::div_scalar:

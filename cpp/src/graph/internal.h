@@ -53,6 +53,10 @@ struct Node {
   // conv2d only: the clamp that was its output's sole consumer, applied in the conv's
   // epilogue (attrs has_min/min/has_max/max); that clamp node became an identity.
   bool fused_clamp = false;
+  // conv2d only: in = {x, w, b, r}, the add that was its output's sole consumer (a
+  // residual connection): r is added to each output in the GEMM's epilogue, after the
+  // clamp (GemmArgs::residual); that add node became an identity.
+  bool fused_residual = false;
   // linear only: the gelu (erf) that was its output's sole consumer, run on each GEMM
   // tile (GemmArgs::row_epilogue); that gelu node became an identity.
   bool fused_gelu = false;

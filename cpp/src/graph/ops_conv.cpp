@@ -64,6 +64,11 @@ Value run_conv2d(const Node& n, const std::vector<const Value*>& in, RunContext&
   const int64_t OW = out_size(n, W, KW, a.stride[1], a.padding[1], a.dilation[1], "width");
   Value y = new_value(ElemType::f32, {N, OC, OH, OW});
   float* yp = mut_f32(y);
+  // A fused residual add (Node::fused_residual) goes into the epilogue when it has the
+  // output's shape; otherwise (broadcasting) it is added afterwards, as the add node would.
+  const Value* res = n.fused_residual ? in[3] : nullptr;
+  const bool res_in_epilogue = res != nullptr && res->shape == y.shape;
+  const float* rp = res_in_epilogue ? res->f32() : nullptr;
   const float* xp = x.f32();
   const float* wp = w.f32();
   const float* bp = b ? b->f32() : nullptr;
@@ -92,10 +97,13 @@ Value run_conv2d(const Node& n, const std::vector<const Value*>& in, RunContext&
       const int64_t c = int64_t(t) % C;
       const float* src = xp + int64_t(t) * H * W;
       for (int64_t h = 0; h < H; ++h) copy_row(&pad[size_t((h + ph) * Wp + pw)], src + h * W, W);
-      ctx.kernels.depthwise3x3(pad.data(), Wp, OH, OW, int(sh), int(dh), wp + c * 9, bp ? bp[c] : 0.0f,
-                               yp + int64_t(t) * P, n.fused_clamp ? clamp_bounds : nullptr);
+      float* dst = yp + int64_t(t) * P;
+      ctx.kernels.depthwise3x3(pad.data(), Wp, OH, OW, int(sh), int(dh), wp + c * 9, bp ? bp[c] : 0.0f, dst,
+                               n.fused_clamp ? clamp_bounds : nullptr);
+      if (rp)
+        for (int64_t i = 0; i < P; ++i) dst[i] = dst[i] + rp[int64_t(t) * P + i];
     });
-    return y;
+    return res && !res_in_epilogue ? add_broadcast(n, y, *res) : y;
   }
 
   const bool pointwise = KH == 1 && KW == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
@@ -145,10 +153,11 @@ Value run_conv2d(const Node& n, const std::vector<const Value*>& in, RunContext&
       ga.clamp_min = clamp.clamp_min;
       ga.clamp_has_max = clamp.clamp_has_max;
       ga.clamp_max = clamp.clamp_max;
+      ga.residual = rp ? rp + (img * OC + g * OCg) * P : nullptr;
       gemm(ga, ctx.kernels, ctx.runner);
     }
   }
-  return y;
+  return res && !res_in_epilogue ? add_broadcast(n, y, *res) : y;
 }
 
 Value run_max_pool(const Node& n, const Value& x, RunContext& ctx) {

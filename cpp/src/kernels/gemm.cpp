@@ -128,6 +128,7 @@ void gemm_reference(const GemmArgs& g) {
       for (int64_t k = 0; k < g.K; ++k) acc += g.a[i * g.a_rs + k * g.a_cs] * g.b[k * g.b_ks + j * g.b_ns];
       gemm_clamp_row(g, &acc, 1);
       if (g.row_epilogue) g.row_epilogue(&acc, &acc, 1);
+      if (g.residual) acc = acc + g.residual[i * g.c_rs + j * g.c_cs];
       g.c[i * g.c_rs + j * g.c_cs] = acc;
     }
 }
@@ -143,6 +144,7 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
         if (g.bias_n) v += g.bias_n[j];
         gemm_clamp_row(g, &v, 1);
         if (g.row_epilogue) g.row_epilogue(&v, &v, 1);
+        if (g.residual) v = v + g.residual[i * g.c_rs + j * g.c_cs];
         c = v;
       }
     return;
@@ -215,6 +217,7 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
       const bool last = pc + kc >= g.K;
       const float* clamp = has_clamp && last ? clamp_bounds : nullptr;
       const bool epilogue = last && g.row_epilogue != nullptr;
+      const bool add_residual = last && g.residual != nullptr;
       const float* a_block = abuf;
       if (g.a_packed)
         a_block = g.a_packed + pc * m_padded + i_begin * kc;  // gemm_pack_a's layout
@@ -284,6 +287,12 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
                 kern.gemm_micro_rows(mr, kc, ap, bp, b_ks, cp, g.c_rs, acc, row_bias, col_bias, clamp);
               if (epilogue)
                 for (int i = 0; i < mr; ++i) g.row_epilogue(cp + i * g.c_rs, cp + i * g.c_rs, nr);
+              if (add_residual)
+                for (int i = 0; i < mr; ++i) {
+                  float* row = cp + i * g.c_rs;
+                  const float* r = g.residual + (i0 + i) * g.c_rs + col0;
+                  for (int j = 0; j < nr; ++j) row[j] = row[j] + r[j];
+                }
               continue;
             }
             if (acc) {  // the tile's rows/columns past mr/nr are never stored: any value will do
@@ -298,6 +307,10 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
               kern.gemm_micro(kc, ap, bp, b_ks, tile, NR, acc, row_bias, col_bias, clamp);
             if (epilogue)
               for (int i = 0; i < mr; ++i) g.row_epilogue(tile + i * NR, tile + i * NR, nr);
+            if (add_residual)
+              for (int i = 0; i < mr; ++i)
+                for (int j = 0; j < nr; ++j)
+                  tile[i * NR + j] = tile[i * NR + j] + g.residual[(i0 + i) * g.c_rs + (col0 + j) * g.c_cs];
             for (int i = 0; i < mr; ++i)
               for (int j = 0; j < nr; ++j) cp[i * g.c_rs + j * g.c_cs] = tile[i * NR + j];
           }
