@@ -192,7 +192,7 @@ void test_gemm_micro_twins() {
           for (size_t i = 0; i < c_rk.size(); ++i) c_rk[i] = c0[i % c0.size()];
           std::vector<float> full_rk = c_rk;
           rk->gemm_micro(kc, a_rk.data(), b_rk.data(), rk->nr, full_rk.data(), rk->nr, acc, row_bias, col_bias, clamp);
-          for (int m = 1; m <= 4 && m < rk->mr; ++m) {
+          for (int m = 1; m < rk->mr; ++m) {
             std::vector<float> part = c_rk;
             rk->gemm_micro_rows(m, kc, a_rk.data(), b_rk.data(), rk->nr, part.data(), rk->nr, acc, row_bias, col_bias,
                                 clamp);

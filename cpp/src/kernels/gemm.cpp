@@ -260,10 +260,11 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
               row_bias = edge_bias;
             }
           }
-          // A row block of at most 4 rows (batch-1 layers), or at most half the tile (a
-          // 6-channel convolution under the 12-row AVX-512 kernel), takes the rows kernel:
-          // the full tile would do MR / mr times the work for the same results.
-          const bool few_rows = mr < MR && (mr <= 4 || 2 * mr <= MR);
+          // A ragged row block of at most 8 rows (batch-1 layers, the last 8 of MiniLM's
+          // 128 tokens or of a 32-channel convolution under the 12-row AVX-512 kernel) takes
+          // the rows kernel, straight into C: the full tile would do MR / mr times the work
+          // and go through the tile buffer, for the same results.
+          const bool few_rows = mr < MR && mr <= 8;
           for (int64_t p = g0; p < g1; ++p) {
             const int64_t col0 = p * NR;
             const int nr = int(std::min<int64_t>(NR, g.N - col0));
