@@ -316,7 +316,7 @@ inline void rows_avx512(int i0, int kc, const float* a, const float* b, ptrdiff_
   for (int k = 0; k < kc; ++k, ak += MR, b += b_ks) {
     // With few rows the B panel streams from L2/L3 (a batch-1 classifier's 5 MB of
     // weights): ask for it 16 k-steps ahead.
-    if (R <= 2) _mm_prefetch(reinterpret_cast<const char*>(b + 16 * b_ks), _MM_HINT_T0);
+    if (R <= 2) _mm_prefetch(reinterpret_cast<const char*>(b + 64 * b_ks), _MM_HINT_T1);
     const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
     for (int r = 0; r < R; ++r) {
       const __m512 av = _mm512_set1_ps(ak[r]);
