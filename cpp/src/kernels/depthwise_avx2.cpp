@@ -101,14 +101,22 @@ inline void rows_dispatch(int rows, const Taps& taps, int64_t width, const Param
     rows_any<3, 2>(rows, taps, width, p, out, out_rs);
 }
 
+// Rows of the next block when `left` rows remain in blocks of at most `rb`: the blocks
+// balanced (7 rows as 4 + 3, not 6 + 1, whose lone row is one latency-bound chain).
+inline int block_rows(int64_t left, int rb) {
+  const int64_t blocks = (left + rb - 1) / rb;
+  return int((left + blocks - 1) / blocks);
+}
+
 void depthwise_stride1(const float* in, int64_t in_w, int64_t oh_count, int64_t ow_count, const Params& p,
                        float* out) {
   const int rb = ow_count < 16 ? 6 : 3;
-  for (int64_t oh = 0; oh < oh_count; oh += rb) {
-    const int rows = int(oh_count - oh < rb ? oh_count - oh : rb);
+  for (int64_t oh = 0; oh < oh_count;) {
+    const int rows = block_rows(oh_count - oh, rb);
     Stride1Taps t;
     for (int k = 0; k < rows + 2; ++k) t.row[k] = in + (oh + k) * in_w;
     rows_dispatch(rows, t, ow_count, p, out + oh * ow_count, ow_count);
+    oh += rows;
   }
 }
 
@@ -133,8 +141,8 @@ __attribute__((noinline)) void depthwise_stride2(const float* in, int64_t in_w, 
   const int rb = ow_count < 16 ? 6 : 3;
   for (int64_t c0 = 0; c0 < ow_count; c0 += kStripWidth) {
     const int64_t width = ow_count - c0 < kStripWidth ? ow_count - c0 : kStripWidth;
-    for (int64_t oh = 0; oh < oh_count; oh += rb) {
-      const int rows = int(oh_count - oh < rb ? oh_count - oh : rb);
+    for (int64_t oh = 0; oh < oh_count;) {
+      const int rows = block_rows(oh_count - oh, rb);
       Stride2Taps t;
       for (int j = 0; j < 2 * rows + 1; ++j) {
         split_even_odd(in + (2 * oh + j) * in_w + 2 * c0, width, halves[j][0], halves[j][1]);
@@ -142,6 +150,7 @@ __attribute__((noinline)) void depthwise_stride2(const float* in, int64_t in_w, 
         t.odd[j] = halves[j][1];
       }
       rows_dispatch(rows, t, width, p, out + oh * ow_count + c0, ow_count);
+      oh += rows;
     }
   }
 }
