@@ -206,6 +206,11 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
   const float clamp_bounds[2] = {g.clamp_has_min ? g.clamp_min : -std::numeric_limits<float>::infinity(),
                                  g.clamp_has_max ? g.clamp_max : std::numeric_limits<float>::infinity()};
 
+  // A row epilogue (GELU) on C in place, without a residual to add after it, runs once
+  // per task over each of its rows after the last K chunk, not per tile row: called per
+  // 32 floats it cost ~60% more than the GELU itself (MiniLM's 128 x 1536: 0.117 vs
+  // 0.072 ms). The rows are still in L2; each element gets the same function.
+  const bool epilogue_after = g.row_epilogue != nullptr && c_direct && g.residual == nullptr;
   auto task = [&](size_t t, unsigned worker) {
     const int64_t im = int64_t(t) / n_blocks, jn = int64_t(t) % n_blocks;
     const int64_t i_begin = im * mc, i_end = std::min(g.M, i_begin + mc);
@@ -220,7 +225,7 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
       const bool acc = g.accumulate || !first || tile_start;
       const bool last = pc + kc >= g.K;
       const float* clamp = has_clamp && last ? clamp_bounds : nullptr;
-      const bool epilogue = last && g.row_epilogue != nullptr;
+      const bool epilogue = last && g.row_epilogue != nullptr && !epilogue_after;
       const bool add_residual = last && g.residual != nullptr;
       const float* a_block = abuf;
       if (g.a_packed)
@@ -348,6 +353,13 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
               for (int j = 0; j < nr; ++j) cp[i * g.c_rs + j * g.c_cs] = tile[i * NR + j];
           }
         }
+      }
+    }
+    if (epilogue_after) {
+      const int64_t col_begin = p_begin * NR, cols = std::min(g.N, p_end * NR) - col_begin;
+      for (int64_t i = i_begin; i < i_end; ++i) {
+        float* row = g.c + i * g.c_rs + col_begin;
+        g.row_epilogue(row, row, cols);
       }
     }
   };
