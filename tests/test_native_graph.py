@@ -309,6 +309,41 @@ FUSION_CASES = {
          node("clamp", ["h2"], "y2", {"min": 0, "max": 6})],
         {"w": f32(16, 8, 1, 1, scale=2.0), "b": f32(16), "dw": f32(16, 1, 3, 3, scale=2.0), "db": f32(16)},
         ["h", "h2"], ["y2"], 4),
+    # conv2d -> add (residual): pointwise, pointwise + clamp, depthwise, the conv second,
+    # and a broadcast residual (added after the conv, not in its epilogue)
+    "conv_residual": (
+        [("x", "float32", [2, 8, 9, 9]), ("r1", "float32", [8, 1, 1])],
+        [node("conv2d", ["x", "w", "b"], "h", {"stride": [1, 1], "padding": [0, 0], "dilation": [1, 1], "groups": 1}),
+         node("add", ["h", "x"], "y"),
+         node("conv2d", ["y", "w", None], "h2", {"stride": [1, 1], "padding": [0, 0], "dilation": [1, 1], "groups": 1}),
+         node("clamp", ["h2"], "c2", {"min": 0, "max": 6}),
+         node("add", ["y", "c2"], "y2"),
+         node("conv2d", ["y2", "dw", "db"], "h3", {"stride": [1, 1], "padding": [1, 1], "dilation": [1, 1], "groups": 8}),
+         node("add", ["h3", "y2"], "y3"),
+         node("conv2d", ["y3", "w", "b"], "h4", {"stride": [1, 1], "padding": [0, 0], "dilation": [1, 1], "groups": 1}),
+         node("add", ["h4", "r1"], "y4")],
+        {"w": f32(8, 8, 1, 1, scale=0.5), "b": f32(8), "dw": f32(8, 1, 3, 3, scale=0.5), "db": f32(8)},
+        ["h", "y", "h2", "y2", "h3", "y3", "h4"], ["y4"], 4),
+    # 1x1 expansion [-> clamp] -> depthwise 3x3 [-> clamp]: stride 2 and 1, without the
+    # middle clamp, a 112x112 plane (two channel blocks of the expansion), and an
+    # expansion over more channels than one K chunk (its weight not read packed)
+    "expand_depthwise": (
+        [("x", "float32", [2, 8, 9, 9]), ("x2", "float32", [1, 4, 112, 112]), ("x3", "float32", [1, 260, 5, 5])],
+        [node("conv2d", ["x", "we", "be"], "e", {"stride": [1, 1], "padding": [0, 0], "dilation": [1, 1], "groups": 1}),
+         node("clamp", ["e"], "ec", {"min": 0, "max": 6}),
+         node("conv2d", ["ec", "wd", "bd"], "d", {"stride": [2, 2], "padding": [1, 1], "dilation": [1, 1], "groups": 16}),
+         node("clamp", ["d"], "y", {"min": 0, "max": 6}),
+         node("conv2d", ["x", "we", None], "e2", {"stride": [1, 1], "padding": [0, 0], "dilation": [1, 1], "groups": 1}),
+         node("conv2d", ["e2", "wd", None], "y2", {"stride": [1, 1], "padding": [1, 1], "dilation": [1, 1], "groups": 16}),
+         node("conv2d", ["x2", "we2", "be"], "e3", {"stride": [1, 1], "padding": [0, 0], "dilation": [1, 1], "groups": 1}),
+         node("clamp", ["e3"], "ec3", {"min": 0, "max": 6}),
+         node("conv2d", ["ec3", "wd", "bd"], "y3", {"stride": [2, 2], "padding": [1, 1], "dilation": [1, 1], "groups": 16}),
+         node("conv2d", ["x3", "we3", "be"], "e4", {"stride": [1, 1], "padding": [0, 0], "dilation": [1, 1], "groups": 1}),
+         node("clamp", ["e4"], "ec4", {"min": 0, "max": 6}),
+         node("conv2d", ["ec4", "wd", "bd"], "y4", {"stride": [1, 1], "padding": [1, 1], "dilation": [1, 1], "groups": 16})],
+        {"we": f32(16, 8, 1, 1), "be": f32(16), "wd": f32(16, 1, 3, 3), "bd": f32(16), "we2": f32(16, 4, 1, 1),
+         "we3": f32(16, 260, 1, 1, scale=0.1)},
+        ["e", "ec", "d", "e2", "e3", "ec3", "e4", "ec4"], ["y", "y2", "y3", "y4"], 4),
     # linear -> gelu
     "linear_gelu": (
         [("x", "float32", [3, 5, 24])],
@@ -335,7 +370,7 @@ FUSION_CASES = {
 
 @pytest.mark.parametrize("case", sorted(FUSION_CASES))
 def test_fusions_are_bit_identical(case):
-    """Nodes fused at load (conv+clamp, linear+gelu, scale+mask+softmax) against the same
+    """Nodes fused at load (conv+clamp, conv+add, expansion+depthwise, linear+gelu, scale+mask+softmax) against the same
     nodes kept apart (their intermediates made graph outputs, which prevents fusion): the
     same bits for every kernel set, and within tolerance of the numpy reference."""
     inputs, nodes, weights, intermediates, finals, rank = FUSION_CASES[case]

@@ -63,7 +63,8 @@ std::vector<const GraphKernels*> gemm_tables() {
 void test_gemm() {
   const int sizes[][3] = {{1, 1, 1},    {1, 7, 3},      {5, 1, 17},    {6, 16, 16},  {7, 33, 17},
                           {13, 300, 31}, {97, 65, 260}, {2, 513, 5},   {31, 257, 16}, {100, 20, 1},
-                          {1, 384, 1536}, {130, 17, 300}, {12, 256, 32}, {160, 600, 70}, {16, 32, 1024}, {300, 40, 50}};
+                          {1, 384, 1536}, {130, 17, 300}, {12, 256, 32}, {160, 600, 70}, {16, 32, 1024}, {300, 40, 50},
+                          {13, 2, 2500}};  // the last: more B panels per group than kMaxGroup
   InlineRunner many(3);
   for (const GraphKernels* kp : gemm_tables()) {
     const GraphKernels& k = *kp;
@@ -73,13 +74,18 @@ void test_gemm() {
         const int64_t M = s[0], K = s[1], N = s[2];
         std::vector<float> A = randn(size_t(M * K)), B = randn(size_t(K * N)), C0 = randn(size_t(M * N));
         std::vector<float> bm = randn(size_t(M)), bn = randn(size_t(N));
+        std::vector<float> res = randn(size_t(M * N)), res_t(size_t(M * N));  // a residual, and as transposed C
+        for (int64_t i = 0; i < M; ++i) for (int64_t j = 0; j < N; ++j) res_t[size_t(j * M + i)] = res[size_t(i * N + j)];
         GemmArgs g;
         g.M = M; g.N = N; g.K = K;
         g.a = A.data(); g.b = B.data();
         const bool at = layout & 1, bt = layout & 2, bias = layout & 4;
         g.a_rs = at ? 1 : K; g.a_cs = at ? M : 1;
         g.b_ks = bt ? 1 : N; g.b_ns = bt ? K : 1;
-        if (bias) { g.bias_m = bm.data(); g.bias_n = bn.data(); }
+        if (bias) {  // both biases, or the column one alone (a linear layer's, in the micro-kernel)
+          g.bias_m = bt ? bm.data() : nullptr;
+          g.bias_n = bn.data();
+        }
         if (layout & 8) {  // a convolution's epilogue: row bias (in the micro-kernel unless accumulating) + clamp
           g.bias_n = nullptr;
           g.bias_m = bm.data();
@@ -87,6 +93,7 @@ void test_gemm() {
           g.clamp_min = -0.5f;
           g.clamp_has_max = !bias;  // with and without an upper bound
           g.clamp_max = 1.5f;
+          if (!at) g.residual = res.data();  // a fused residual add, after the clamp
         }
         std::vector<float> ref = C0, got = C0, got2 = C0;
         for (bool acc : {false, true}) {
@@ -100,6 +107,7 @@ void test_gemm() {
           for (int64_t i = 0; i < M; ++i) for (int64_t j = 0; j < N; ++j) gt[size_t(j * M + i)] = C0[size_t(i * N + j)];
           if (!acc) std::fill(gt.begin(), gt.end(), 0.0f);
           GemmArgs gt_args = g; gt_args.c = gt.data(); gt_args.c_rs = 1; gt_args.c_cs = M;
+          if (g.residual) gt_args.residual = res_t.data();
           gemm(gt_args, k, &many);
           // B packed ahead (gemm_pack_b), single- and multi-task
           std::vector<float> pre = C0, pre2 = C0;
@@ -144,19 +152,20 @@ void test_gemm_micro_twins() {
     const GraphKernels& k = *kp;
     if (&k == &sk) continue;
     for (int kc : {1, 3, 4, 7, 256}) {
-      for (int mode = 0; mode < 6; ++mode) {
-        // mode: accumulate or not x (plain | row bias | row bias + clamp); the row bias only
-        // counts without accumulate
+      for (int mode = 0; mode < 10; ++mode) {
+        // mode: accumulate or not x (plain | row bias | row bias + clamp | column bias |
+        // column bias + clamp); the biases only count without accumulate
         const bool acc = mode & 1;
         const int MR = k.mr, NR = k.nr;
         // b is padded: the scalar tile reading the last columns may run past NR
         std::vector<float> a = randn(size_t(kc * MR)), b = randn(size_t(kc * NR + sk.nr)), c0 = randn(size_t(MR * NR));
-        std::vector<float> rb = randn(size_t(MR + sk.mr));
+        std::vector<float> rb = randn(size_t(MR + sk.mr)), cb = randn(size_t(NR + sk.nr));
         const float bounds[2] = {-0.25f, 0.75f};
-        const float* row_bias = mode >= 2 ? rb.data() : nullptr;
-        const float* clamp = mode >= 4 ? bounds : nullptr;
+        const float* row_bias = mode >= 2 && mode < 6 ? rb.data() : nullptr;
+        const float* col_bias = mode >= 6 ? cb.data() : nullptr;
+        const float* clamp = (mode >= 4 && mode < 6) || mode >= 8 ? bounds : nullptr;
         std::vector<float> got = c0, want = c0;
-        k.gemm_micro(kc, a.data(), b.data(), NR, got.data(), NR, acc, row_bias, clamp);
+        k.gemm_micro(kc, a.data(), b.data(), NR, got.data(), NR, acc, row_bias, col_bias, clamp);
         for (int i0 = 0; i0 < MR; i0 += sk.mr)
           for (int j0 = 0; j0 < NR; j0 += sk.nr) {
             std::vector<float> as(size_t(kc * sk.mr), 0.0f);
@@ -166,7 +175,7 @@ void test_gemm_micro_twins() {
             for (int i = 0; i < sk.mr && i0 + i < MR; ++i)
               for (int j = 0; j < sk.nr && j0 + j < NR; ++j) ct[size_t(i * sk.nr + j)] = c0[size_t((i0 + i) * NR + j0 + j)];
             sk.gemm_micro(kc, as.data(), b.data() + j0, NR, ct.data(), sk.nr, acc, row_bias ? row_bias + i0 : nullptr,
-                          clamp);
+                          col_bias ? col_bias + j0 : nullptr, clamp);
             for (int i = 0; i < sk.mr && i0 + i < MR; ++i)
               for (int j = 0; j < sk.nr && j0 + j < NR; ++j) want[size_t((i0 + i) * NR + j0 + j)] = ct[size_t(i * sk.nr + j)];
           }
@@ -182,10 +191,11 @@ void test_gemm_micro_twins() {
           std::vector<float> c_rk(size_t(rk->mr * rk->nr));
           for (size_t i = 0; i < c_rk.size(); ++i) c_rk[i] = c0[i % c0.size()];
           std::vector<float> full_rk = c_rk;
-          rk->gemm_micro(kc, a_rk.data(), b_rk.data(), rk->nr, full_rk.data(), rk->nr, acc, row_bias, clamp);
-          for (int m = 1; m <= 4 && m < rk->mr; ++m) {
+          rk->gemm_micro(kc, a_rk.data(), b_rk.data(), rk->nr, full_rk.data(), rk->nr, acc, row_bias, col_bias, clamp);
+          for (int m = 1; m < rk->mr; ++m) {
             std::vector<float> part = c_rk;
-            rk->gemm_micro_rows(m, kc, a_rk.data(), b_rk.data(), rk->nr, part.data(), rk->nr, acc, row_bias, clamp);
+            rk->gemm_micro_rows(m, kc, a_rk.data(), b_rk.data(), rk->nr, part.data(), rk->nr, acc, row_bias, col_bias,
+                                clamp);
             bool same = true;
             for (int i = 0; i < rk->mr * rk->nr; ++i)
               same &= i < m * rk->nr ? part[size_t(i)] == full_rk[size_t(i)] : part[size_t(i)] == c_rk[size_t(i)];
@@ -224,8 +234,8 @@ void test_depthwise() {
     const GraphKernels& k = *kp;
     for (int stride : {1, 2, 3})
       for (int dil : {1, 2})
-        for (int64_t oh : {1, 3})
-          for (int64_t ow : {1, 4, 7, 8, 9, 17, 33, 56, 71, 112}) {
+        for (int64_t oh : {1, 3, 7, 13})  // row blocks of 3 and 6 with every remainder
+          for (int64_t ow : {1, 4, 7, 8, 9, 14, 15, 16, 17, 28, 33, 56, 71, 112, 300}) {
             const int64_t in_w = (ow - 1) * stride + 2 * dil + 1 + 3, in_h = (oh - 1) * stride + 2 * dil + 1;
             std::vector<float> in = randn(size_t(in_w * in_h + 32)), w = randn(9);
             std::vector<float> a(size_t(oh * ow)), b(size_t(oh * ow));

@@ -25,21 +25,24 @@ namespace seedcore {
 
 // c[i*c_rs + j] = start(i, j) + sum_{k<kc} a[k*MR + i] * b[k*b_ks + j] for the whole tile
 // i < MR, j < NR, in k order, where start is c's old value (accumulate), else
-// row_bias[i] (row_bias non-null: MR floats), else 0. With `clamp` non-null ({lo, hi})
+// row_bias[i] (row_bias non-null: MR floats), else col_bias[j] (col_bias non-null: NR
+// floats, a linear layer's bias), else 0. With `clamp` non-null ({lo, hi})
 // each result is then clamped: v < lo -> lo, v > hi -> hi, NaN kept (fused ReLU6; a
 // missing bound is -inf / +inf). `a` is a packed A micro-panel; `b` holds NR readable
 // floats per k (a packed B micro-panel with b_ks == NR, or row-major B read in place).
 // The bias start and the clamp live in the kernel because with the small K of 1x1
-// convolutions a separate pass over the tile cost as much as the FMAs.
+// convolutions a separate pass over the tile cost as much as the FMAs; a column bias
+// written into C first and loaded back cost ~10% of MiniLM's linear layers (the 64-byte
+// loads wait for the narrower stores to drain).
 using GemmMicroKernelFn = void (*)(int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c,
-                                   ptrdiff_t c_rs, bool accumulate, const float* row_bias, const float* clamp);
+                                   ptrdiff_t c_rs, bool accumulate, const float* row_bias, const float* col_bias, const float* clamp);
 
 // The micro-kernel's contract for only the first m rows of the tile (1 <= m <= MR; `a`
 // is still a packed micro-panel with MR floats per k, `row_bias` MR floats): the same
 // operations per element, so results never depend on which one ran. For batch-1 layers
 // (a classifier's M = 1) the full kernel would do MR times the work.
 using GemmMicroRowsFn = void (*)(int m, int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c,
-                                 ptrdiff_t c_rs, bool accumulate, const float* row_bias, const float* clamp);
+                                 ptrdiff_t c_rs, bool accumulate, const float* row_bias, const float* col_bias, const float* clamp);
 
 // Packs one B panel whose columns are contiguous rows of `w` (a linear layer's weight,
 // B = Wᵀ): dst[k*NR + j] = w[j*w_rs + k] for k < K, j < nr, and 0 for nr <= j < NR.
@@ -118,6 +121,9 @@ struct GemmArgs {
   // its last K chunk (a linear followed by GELU, fused at graph load: the GELU runs on
   // the tile in L1 instead of a pass over a 4096 x 1536 tensor).
   void (*row_epilogue)(const float* x, float* y, int64_t n) = nullptr;
+  // Optional, last: C(i, j) += residual[i*c_rs + j*c_cs] (a convolution followed by a
+  // residual add, fused at graph load: the sum is formed while the tile is in L1).
+  const float* residual = nullptr;
 };
 void gemm(const GemmArgs& args, const GraphKernels& kernels, TaskRunner* runner);
 

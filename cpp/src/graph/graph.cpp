@@ -656,6 +656,31 @@ Graph::Graph(std::string_view graph_json, const std::unordered_map<std::string, 
       conv.attrs.max = c.attrs.max;
       c.op = Op::identity;
     }
+    // conv2d -> add (a residual connection: MobileNetV2's projections): the add's other
+    // operand is added in the conv's epilogue, after any fused clamp, as the add node
+    // would (u + v == v + u); it must be computed before the conv runs.
+    for (size_t ai = 0; ai < g.nodes.size(); ++ai) {
+      Node& add = g.nodes[ai];
+      if (add.op != Op::add || add.in.size() != 2) continue;
+      for (int side = 0; side < 2; ++side) {
+        const int s = add.in[size_t(side)], r = add.in[size_t(1 - side)];
+        if (s < 0 || r < 0 || s == r || producer[size_t(s)] < 0 || consumers[size_t(s)] != 1 || is_output[size_t(s)])
+          continue;
+        Node& conv = g.nodes[size_t(producer[size_t(s)])];
+        if (conv.op != Op::conv2d || conv.fused_residual || g.slots[size_t(s)].dtype != ElemType::f32 ||
+            g.slots[size_t(r)].dtype != ElemType::f32 || (producer[size_t(r)] >= 0 && producer[size_t(r)] > producer[size_t(s)]))
+          continue;
+        conv.in.resize(3, -1);
+        conv.in_names.resize(3);
+        conv.in.push_back(r);
+        conv.in_names.push_back(add.in_names[size_t(1 - side)]);
+        conv.fused_residual = true;
+        add.op = Op::identity;
+        add.in = {s};
+        add.in_names = {add.in_names[size_t(side)]};
+        break;
+      }
+    }
     // linear -> gelu (erf form): GELU on each GEMM tile while it is in L1.
     for (Node& ge : g.nodes) {
       if (ge.op != Op::gelu || ge.attrs.gelu_tanh || ge.in[0] < 0) continue;
@@ -759,6 +784,63 @@ Graph::Graph(std::string_view graph_json, const std::unordered_map<std::string, 
       n.packed_for = kern;
     }
   }
+  // 1x1 expansion conv2d [-> clamp fused into it, now an identity] -> depthwise 3x3
+  // conv2d (MobileNetV2's inverted residual blocks): the depthwise node runs both, a block
+  // of channels at a time (Node::fused_expand), so the expanded tensor stays in L2. After
+  // the packing above: the expansion's packed weight moves to the depthwise node.
+  {
+    std::vector<int> consumers(g.slots.size(), 0), producer(g.slots.size(), -1);
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+      for (int s : g.nodes[i].in)
+        if (s >= 0) ++consumers[size_t(s)];
+      producer[size_t(g.nodes[i].out)] = int(i);
+    }
+    std::unordered_map<int, const Value*> weight_of;
+    for (const auto& w : g.weights) weight_of[w.first] = &w.second;
+    auto weight_shape = [&](int slot) -> const std::vector<int64_t>* {
+      auto it = weight_of.find(slot);
+      return slot >= 0 && it != weight_of.end() && it->second->dtype == ElemType::f32 ? &it->second->shape : nullptr;
+    };
+    auto private_value = [&](int s) {  // produced by a node, read by exactly one, not a graph output
+      return s >= 0 && producer[size_t(s)] >= 0 && consumers[size_t(s)] == 1 && !is_output[size_t(s)];
+    };
+    for (Node& d : g.nodes) {
+      if (d.op != Op::conv2d || d.fused_residual || d.fused_expand || d.in.size() != 3 || !private_value(d.in[0])) continue;
+      const std::vector<int64_t>* wd = weight_shape(d.in[1]);
+      if (wd == nullptr || wd->size() != 4 || (*wd)[1] != 1 || (*wd)[2] != 3 || (*wd)[3] != 3 || d.attrs.groups != (*wd)[0] ||
+          d.attrs.stride[0] != d.attrs.stride[1] || d.attrs.dilation[0] != d.attrs.dilation[1])
+        continue;
+      Node* clamp = nullptr;  // the identity left by a clamp fused into the expansion
+      Node* e = &g.nodes[size_t(producer[size_t(d.in[0])])];
+      if (e->op == Op::identity && e->in.size() == 1 && private_value(e->in[0])) {
+        clamp = e;
+        e = &g.nodes[size_t(producer[size_t(e->in[0])])];
+        if (!e->fused_clamp) continue;  // an identity of another kind
+      }
+      const std::vector<int64_t>* we = e->op == Op::conv2d && e->in.size() == 3 ? weight_shape(e->in[1]) : nullptr;
+      const Attrs& ea = e->attrs;
+      if (we == nullptr || we->size() != 4 || (*we)[0] != (*wd)[0] || (*we)[2] != 1 || (*we)[3] != 1 || ea.groups != 1 ||
+          ea.stride[0] != 1 || ea.stride[1] != 1 || ea.padding[0] != 0 || ea.padding[1] != 0 || e->fused_residual ||
+          e->fused_expand || (clamp == nullptr && e->fused_clamp) ||
+          (e->in[2] >= 0 && weight_shape(e->in[2]) == nullptr) || (d.in[2] >= 0 && weight_shape(d.in[2]) == nullptr))
+        continue;
+      d.fused_expand = true;
+      d.expand_has_min = e->fused_clamp && ea.has_min;
+      d.expand_min = ea.min;
+      d.expand_has_max = e->fused_clamp && ea.has_max;
+      d.expand_max = ea.max;
+      d.in = {e->in[0], e->in[1], e->in[2], d.in[1], d.in[2]};
+      d.in_names = {e->in_names[0], e->in_names[1], e->in_names[2], d.in_names[1], d.in_names[2]};
+      d.packed_weight = std::move(e->packed_weight);
+      d.packed_for = e->packed_for;
+      e->packed_for = nullptr;
+      // The expansion becomes a view of its input (read by nobody now) and so does its clamp.
+      e->op = Op::identity;
+      e->in = {d.in[0]};
+      e->in_names = {d.in_names[0]};
+      e->fused_clamp = false;
+    }
+  }
   // Liveness: each intermediate is released after its last consumer (or at once).
   std::vector<int> last_use(g.slots.size(), -1);
   for (size_t i = 0; i < g.nodes.size(); ++i) {
@@ -796,13 +878,15 @@ Graph::Graph(std::string_view graph_json, const std::unordered_map<std::string, 
       sample[size_t(n.out)] = 1;
       auto only_first = [&] {  // sample data in input 0 (and a fused residual), weights elsewhere
         for (size_t i = 1; i < n.in.size(); ++i)
-          if (n.in[i] >= 0 && sample[size_t(n.in[i])] && !(n.op == Op::layer_norm && i == 3)) return false;
+          if (n.in[i] >= 0 && sample[size_t(n.in[i])] && !((n.op == Op::layer_norm || n.op == Op::conv2d) && i == 3))
+            return false;
         return n.in[0] >= 0 && sample[size_t(n.in[0])];
       };
       switch (n.op) {
         case Op::conv2d: case Op::linear: case Op::batch_norm: case Op::layer_norm:
         case Op::max_pool2d: case Op::avg_pool_global:
-          ok = only_first() && !(n.op == Op::layer_norm && n.fused_add && !sample[size_t(n.in[3])]);
+          ok = only_first() && !(n.op == Op::layer_norm && n.fused_add && !sample[size_t(n.in[3])]) &&
+               !(n.op == Op::conv2d && n.fused_residual && !sample[size_t(n.in[3])]);
           break;
         case Op::relu: case Op::tanh: case Op::sigmoid: case Op::exp: case Op::sqrt: case Op::neg: case Op::gelu:
         case Op::clamp: case Op::add_scalar: case Op::sub_scalar: case Op::mul_scalar: case Op::div_scalar:

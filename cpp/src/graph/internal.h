@@ -53,6 +53,18 @@ struct Node {
   // conv2d only: the clamp that was its output's sole consumer, applied in the conv's
   // epilogue (attrs has_min/min/has_max/max); that clamp node became an identity.
   bool fused_clamp = false;
+  // conv2d only: in = {x, w, b, r}, the add that was its output's sole consumer (a
+  // residual connection): r is added to each output in the GEMM's epilogue, after the
+  // clamp (GemmArgs::residual); that add node became an identity.
+  bool fused_residual = false;
+  // conv2d (depthwise 3x3) only: in = {x, w_e, b_e, w, b}, the 1x1 expansion conv2d
+  // (weight w_e, bias b_e, groups 1, stride 1, no padding) [+ clamp] that was its input's
+  // sole producer, run a block of channels at a time just before their depthwise planes
+  // (run_expand_depthwise); the expansion's clamp is expand_clamp / expand_min/max, and
+  // that conv node (and its clamp) became identities.
+  bool fused_expand = false;
+  bool expand_has_min = false, expand_has_max = false;
+  double expand_min = 0.0, expand_max = 0.0;
   // linear only: the gelu (erf) that was its output's sole consumer, run on each GEMM
   // tile (GemmArgs::row_epilogue); that gelu node became an identity.
   bool fused_gelu = false;

@@ -64,6 +64,11 @@ Value run_conv2d(const Node& n, const std::vector<const Value*>& in, RunContext&
   const int64_t OW = out_size(n, W, KW, a.stride[1], a.padding[1], a.dilation[1], "width");
   Value y = new_value(ElemType::f32, {N, OC, OH, OW});
   float* yp = mut_f32(y);
+  // A fused residual add (Node::fused_residual) goes into the epilogue when it has the
+  // output's shape; otherwise (broadcasting) it is added afterwards, as the add node would.
+  const Value* res = n.fused_residual ? in[3] : nullptr;
+  const bool res_in_epilogue = res != nullptr && res->shape == y.shape;
+  const float* rp = res_in_epilogue ? res->f32() : nullptr;
   const float* xp = x.f32();
   const float* wp = w.f32();
   const float* bp = b ? b->f32() : nullptr;
@@ -92,14 +97,20 @@ Value run_conv2d(const Node& n, const std::vector<const Value*>& in, RunContext&
       const int64_t c = int64_t(t) % C;
       const float* src = xp + int64_t(t) * H * W;
       for (int64_t h = 0; h < H; ++h) copy_row(&pad[size_t((h + ph) * Wp + pw)], src + h * W, W);
-      ctx.kernels.depthwise3x3(pad.data(), Wp, OH, OW, int(sh), int(dh), wp + c * 9, bp ? bp[c] : 0.0f,
-                               yp + int64_t(t) * P, n.fused_clamp ? clamp_bounds : nullptr);
+      float* dst = yp + int64_t(t) * P;
+      ctx.kernels.depthwise3x3(pad.data(), Wp, OH, OW, int(sh), int(dh), wp + c * 9, bp ? bp[c] : 0.0f, dst,
+                               n.fused_clamp ? clamp_bounds : nullptr);
+      if (rp)
+        for (int64_t i = 0; i < P; ++i) dst[i] = dst[i] + rp[int64_t(t) * P + i];
     });
-    return y;
+    return res && !res_in_epilogue ? add_broadcast(n, y, *res) : y;
   }
 
   const bool pointwise = KH == 1 && KW == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
-  std::vector<float> col(pointwise ? 0 : size_t(Kg * P));
+  // The im2col matrix: every element is written below, so a fresh (recycled, not zeroed)
+  // block; zero-filling a 1.35 MB std::vector cost ~10% of MobileNetV2's first conv.
+  Value col_value = pointwise ? Value{} : new_value(ElemType::f32, {Kg * P});
+  float* const col = pointwise ? nullptr : mut_f32(col_value);
   for (int64_t img = 0; img < N; ++img) {
     for (int64_t g = 0; g < G; ++g) {
       const float* xg = xp + (img * C + g * Cg) * H * W;
@@ -107,8 +118,15 @@ Value run_conv2d(const Node& n, const std::vector<const Value*>& in, RunContext&
       if (!pointwise) {
         ctx.runner->run(size_t(Kg), [&](size_t r, unsigned) {
           const int64_t kw = int64_t(r) % KW, kh = (int64_t(r) / KW) % KH, c = int64_t(r) / (KW * KH);
-          float* dst = col.data() + int64_t(r) * P;
+          float* dst = col + int64_t(r) * P;
           const float* plane = xg + c * H * W;
+          // iw = ow * sw - pw + kw * dw is inside [0, W) for ow in [lo, hi): zeros around a
+          // branch-free strided copy (the compiler vectorizes it). lo and hi depend on kw
+          // only: computed once per row of col (two 64-bit divisions per output row were
+          // a third of the first conv of MobileNetV2).
+          const int64_t off = kw * dw - pw;
+          const int64_t lo = std::min<int64_t>(OW, off >= 0 ? 0 : (-off + sw - 1) / sw);
+          const int64_t hi = std::max<int64_t>(lo, std::min<int64_t>(OW, W - off > 0 ? (W - off + sw - 1) / sw : 0));
           for (int64_t oh = 0; oh < OH; ++oh) {
             const int64_t ih = oh * sh - ph + kh * dh;
             float* drow = dst + oh * OW;
@@ -116,11 +134,6 @@ Value run_conv2d(const Node& n, const std::vector<const Value*>& in, RunContext&
               std::fill(drow, drow + OW, 0.0f);
               continue;
             }
-            // iw = ow * sw - pw + kw * dw is inside [0, W) for ow in [lo, hi): zeros
-            // around a branch-free strided copy (the compiler vectorizes it)
-            const int64_t off = kw * dw - pw;
-            const int64_t lo = std::min<int64_t>(OW, off >= 0 ? 0 : (-off + sw - 1) / sw);
-            const int64_t hi = std::max<int64_t>(lo, std::min<int64_t>(OW, W - off > 0 ? (W - off + sw - 1) / sw : 0));
             const float* srow = plane + ih * W + off;
             std::fill(drow, drow + lo, 0.0f);
             if (sw == 1)
@@ -132,7 +145,7 @@ Value run_conv2d(const Node& n, const std::vector<const Value*>& in, RunContext&
             std::fill(drow + hi, drow + OW, 0.0f);
           }
         });
-        B = col.data();
+        B = col;
       }
       GemmArgs ga;
       ga.M = OCg; ga.N = P; ga.K = Kg;
@@ -145,7 +158,81 @@ Value run_conv2d(const Node& n, const std::vector<const Value*>& in, RunContext&
       ga.clamp_min = clamp.clamp_min;
       ga.clamp_has_max = clamp.clamp_has_max;
       ga.clamp_max = clamp.clamp_max;
+      ga.residual = rp ? rp + (img * OC + g * OCg) * P : nullptr;
       gemm(ga, ctx.kernels, ctx.runner);
+    }
+  }
+  return res && !res_in_epilogue ? add_broadcast(n, y, *res) : y;
+}
+
+// Node::fused_expand: a 1x1 expansion [+ clamp] and the depthwise 3x3 conv reading it.
+// The expansion runs for a block of channels at a time (a GEMM over those rows of its
+// weight) into a scratch block sized to stay in L2, and their depthwise planes are
+// computed from there at once: the expanded tensor (4.8 MB at MobileNetV2's 112x112
+// stage) never makes a round trip through L3. Every element gets the operations of the
+// two nodes apart (a GEMM's rows do not depend on the other rows), so the same bits.
+Value run_expand_depthwise(const Node& n, const std::vector<const Value*>& in, RunContext& ctx) {
+  const Value& x = *in[0];
+  const Value& we = *in[1];
+  const Value* be = in[2];
+  const Value& wd = *in[3];
+  const Value* bd = in[4];
+  need_nchw(n, x);
+  const int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
+  if (we.shape.size() != 4 || we.shape[1] != C || we.shape[2] != 1 || we.shape[3] != 1)
+    node_error(n, "expansion weight '" + n.in_names[1] + "' has shape " + shape_string(we.shape) + ", expected [E, " +
+                      std::to_string(C) + ", 1, 1]");
+  const int64_t E = we.shape[0];
+  if (wd.shape != std::vector<int64_t>{E, 1, 3, 3})
+    node_error(n, "weight '" + n.in_names[3] + "' has shape " + shape_string(wd.shape) + ", expected [" +
+                      std::to_string(E) + ", 1, 3, 3]");
+  for (int i : {2, 4})
+    if (in[size_t(i)] && in[size_t(i)]->shape != std::vector<int64_t>{E})
+      node_error(n, "bias '" + n.in_names[size_t(i)] + "' has shape " + shape_string(in[size_t(i)]->shape) +
+                        ", expected [" + std::to_string(E) + "]");
+  const Attrs& a = n.attrs;
+  const int64_t OH = out_size(n, H, 3, a.stride[0], a.padding[0], a.dilation[0], "height");
+  const int64_t OW = out_size(n, W, 3, a.stride[1], a.padding[1], a.dilation[1], "width");
+  Value y = new_value(ElemType::f32, {N, E, OH, OW});
+  float* yp = mut_f32(y);
+  const int64_t P = H * W, OP = OH * OW;
+  const int64_t sh = a.stride[0], ph = a.padding[0], pw = a.padding[1], dh = a.dilation[0];
+  const int64_t Hp = H + 2 * ph, Wp = W + 2 * pw;
+  // Channels per block: a multiple of the micro-kernel height (the packed weight's
+  // micro-panels), about 512 KiB of expanded planes.
+  const int64_t mr = ctx.kernels.mr;
+  const int64_t block = std::min(E, mr * std::max<int64_t>(1, (int64_t(512) << 10) / (P * int64_t(sizeof(float)) * mr)));
+  Value scratch_value = new_value(ElemType::f32, {block * P});
+  float* const scratch = mut_f32(scratch_value);
+  // The packed expansion weight (gemm_pack_a) holds rows c0.. at c0 * C while K fits one chunk.
+  const float* packed = n.packed_weight && n.packed_for == &ctx.kernels && C <= ctx.kernels.kc ? n.packed_weight->data() : nullptr;
+  const float dw_bounds[2] = {a.has_min ? float(a.min) : -std::numeric_limits<float>::infinity(),
+                              a.has_max ? float(a.max) : std::numeric_limits<float>::infinity()};
+  std::vector<std::vector<float>> pads(ctx.runner->workers());
+  for (int64_t img = 0; img < N; ++img) {
+    for (int64_t c0 = 0; c0 < E; c0 += block) {
+      const int64_t m = std::min(block, E - c0);
+      GemmArgs ga;
+      ga.M = m; ga.N = P; ga.K = C;
+      ga.a = we.f32() + c0 * C; ga.a_rs = C; ga.a_cs = 1;
+      if (packed) ga.a_packed = packed + c0 * C;
+      ga.b = x.f32() + img * C * P; ga.b_ks = P; ga.b_ns = 1;
+      ga.c = scratch; ga.c_rs = P; ga.c_cs = 1;
+      ga.bias_m = be ? be->f32() + c0 : nullptr;
+      ga.clamp_has_min = n.expand_has_min;
+      ga.clamp_min = float(n.expand_min);
+      ga.clamp_has_max = n.expand_has_max;
+      ga.clamp_max = float(n.expand_max);
+      gemm(ga, ctx.kernels, ctx.runner);
+      ctx.runner->run(size_t(m), [&](size_t j, unsigned worker) {
+        std::vector<float>& pad = pads[worker];
+        if (pad.empty()) pad.assign(size_t(Hp * Wp + 32), 0.0f);  // border and tail stay zero
+        const float* src = scratch + int64_t(j) * P;
+        for (int64_t h = 0; h < H; ++h) copy_row(&pad[size_t((h + ph) * Wp + pw)], src + h * W, W);
+        const int64_t c = c0 + int64_t(j);
+        ctx.kernels.depthwise3x3(pad.data(), Wp, OH, OW, int(sh), int(dh), wd.f32() + c * 9, bd ? bd->f32()[c] : 0.0f,
+                                 yp + (img * E + c) * OP, n.fused_clamp ? dw_bounds : nullptr);
+      });
     }
   }
   return y;
@@ -201,7 +288,7 @@ Value run_avg_pool_global(const Node& n, const Value& x) {
 
 Value run_conv(const Node& n, const std::vector<const Value*>& in, RunContext& ctx) {
   switch (n.op) {
-    case Op::conv2d: return run_conv2d(n, in, ctx);
+    case Op::conv2d: return n.fused_expand ? run_expand_depthwise(n, in, ctx) : run_conv2d(n, in, ctx);
     case Op::max_pool2d: return run_max_pool(n, *in[0], ctx);
     default: return run_avg_pool_global(n, *in[0]);
   }

@@ -1,11 +1,13 @@
-// AVX2+FMA depthwise 3x3. Each output row is computed from nine "tap rows" (for tap
-// t = kh*3 + kw, the input feeding output ow sits at tap[t][ow]), 32 outputs at a time
-// in four independent accumulators, then 8 at a time, then the last 1..7 through masked
-// loads and stores. Four chains matter:
-// one accumulator makes the nine FMAs of a vector a dependent chain (latency-bound,
-// about 4x slower). Stride 1 reads the padded rows in place; stride 2 (dilation 1)
-// first splits each input row into even and odd columns, so every tap is a plain
-// contiguous load instead of two loads and two shuffles. Other strides go scalar.
+// AVX2+FMA depthwise 3x3. Dilation 1 (stride 1 or 2) computes a block of R output rows
+// x V vectors of 8 columns at a time: R*V independent accumulators (at most 6, next to
+// the nine weight registers), each fed its nine taps as FMAs in t = kh*3 + kw order.
+// One output row alone makes the nine FMAs of a vector one dependent chain, latency-bound
+// (measured: MobileNetV2's 7- and 14-wide planes about 3x slower); blocking rows keeps the
+// chains independent whatever the width. Stride 1 reads the padded rows in place; stride
+// 2 first splits each input row into even and odd columns (once per block of rows, in
+// column strips), so every tap is a plain contiguous load. The last 1..8V-1 columns use
+// full loads (the caller keeps the input readable 16 floats past the last tap) and a
+// masked store. Other strides and dilations take the generic row-by-row path below.
 // Every output is bias + the nine products as FMAs in t order, whatever the path.
 #include <immintrin.h>
 
@@ -14,39 +16,107 @@
 namespace seedcore {
 namespace {
 
-constexpr int64_t kMaxSplitWidth = 2048;  // stride-2 rows up to this many outputs use the even/odd split
+constexpr int64_t kStripWidth = 256;  // stride 2: outputs per column strip of the even/odd split
+constexpr int kMaxRows = 6;           // output rows per block
 
 // Clamp in the scalar twin's terms: max(lo, v) gives lo for v < lo and v for NaN v;
 // min(hi, .) likewise (lo / hi are -inf / +inf without a fused clamp).
 inline __m256 clamp8(__m256 v, __m256 lo, __m256 hi) { return _mm256_min_ps(hi, _mm256_max_ps(lo, v)); }
 
-void row_from_taps(const float* const tap[9], int64_t n, const __m256 wv[9], __m256 bv, __m256 lo, __m256 hi,
-                   float* out) {
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    __m256 a0 = bv, a1 = bv, a2 = bv, a3 = bv;
-    for (int t = 0; t < 9; ++t) {
-      const float* p = tap[t] + i;
-      a0 = _mm256_fmadd_ps(wv[t], _mm256_loadu_ps(p), a0);
-      a1 = _mm256_fmadd_ps(wv[t], _mm256_loadu_ps(p + 8), a1);
-      a2 = _mm256_fmadd_ps(wv[t], _mm256_loadu_ps(p + 16), a2);
-      a3 = _mm256_fmadd_ps(wv[t], _mm256_loadu_ps(p + 24), a3);
+struct Params {
+  __m256 w[9];
+  float bias, lo, hi;
+};
+
+// Taps of stride 1, dilation 1: output row r, tap (kh, kw) reads row[r + kh] + kw.
+struct Stride1Taps {
+  const float* row[kMaxRows + 2];
+  const float* at(int r, int kh, int kw) const { return row[r + kh] + kw; }
+};
+// Taps of stride 2, dilation 1 over split rows: input row j = 2r + kh, columns 2c (even),
+// 2c + 1 (odd), 2c + 2 (even, one on).
+struct Stride2Taps {
+  const float* even[2 * kMaxRows + 1];
+  const float* odd[2 * kMaxRows + 1];
+  const float* at(int r, int kh, int kw) const {
+    const int j = 2 * r + kh;
+    return kw == 1 ? odd[j] : even[j] + (kw == 2 ? 1 : 0);
+  }
+};
+
+// Output rows r < R, columns [c, c + 8V) of `out` (row stride out_rs); with Masked the
+// last vector stores only its first `tail` lanes.
+template <int R, int V, bool Masked, class Taps>
+inline void block(const Taps& taps, int64_t c, const Params& p, float* out, int64_t out_rs, __m256i tail) {
+  __m256 acc[R][V];
+  const __m256 bv = _mm256_set1_ps(p.bias);
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v) acc[r][v] = bv;
+  for (int kh = 0; kh < 3; ++kh)
+    for (int kw = 0; kw < 3; ++kw)
+      for (int r = 0; r < R; ++r)
+        for (int v = 0; v < V; ++v)
+          acc[r][v] = _mm256_fmadd_ps(p.w[kh * 3 + kw], _mm256_loadu_ps(taps.at(r, kh, kw) + c + 8 * v), acc[r][v]);
+  const __m256 lo = _mm256_set1_ps(p.lo), hi = _mm256_set1_ps(p.hi);
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v) {
+      float* o = out + r * out_rs + c + 8 * v;
+      if (Masked && v == V - 1)
+        _mm256_maskstore_ps(o, tail, clamp8(acc[r][v], lo, hi));
+      else
+        _mm256_storeu_ps(o, clamp8(acc[r][v], lo, hi));
     }
-    _mm256_storeu_ps(out + i, clamp8(a0, lo, hi));
-    _mm256_storeu_ps(out + i + 8, clamp8(a1, lo, hi));
-    _mm256_storeu_ps(out + i + 16, clamp8(a2, lo, hi));
-    _mm256_storeu_ps(out + i + 24, clamp8(a3, lo, hi));
+}
+
+// R output rows, all `width` columns: full blocks of 8V, then the tail.
+template <int R, int V, class Taps>
+inline void rows_block(const Taps& taps, int64_t width, const Params& p, float* out, int64_t out_rs) {
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  int64_t c = 0;
+  for (; c + 8 * V <= width; c += 8 * V) block<R, V, false>(taps, c, p, out, out_rs, lanes);
+  const int64_t rest = width - c;
+  if (rest > 8) {  // V == 2 here: one full vector, one masked
+    block<R, 2, true>(taps, c, p, out, out_rs, _mm256_cmpgt_epi32(_mm256_set1_epi32(int(rest - 8)), lanes));
+  } else if (rest > 0) {
+    block<R, 1, true>(taps, c, p, out, out_rs, _mm256_cmpgt_epi32(_mm256_set1_epi32(int(rest)), lanes));
   }
-  for (; i + 8 <= n; i += 8) {
-    __m256 acc = bv;
-    for (int t = 0; t < 9; ++t) acc = _mm256_fmadd_ps(wv[t], _mm256_loadu_ps(tap[t] + i), acc);
-    _mm256_storeu_ps(out + i, clamp8(acc, lo, hi));
+}
+
+// `rows` (1..R) output rows with the block height picked at compile time.
+template <int R, int V, class Taps>
+inline void rows_any(int rows, const Taps& taps, int64_t width, const Params& p, float* out, int64_t out_rs) {
+  if constexpr (R > 1) {
+    if (rows < R) return rows_any<R - 1, V>(rows, taps, width, p, out, out_rs);
   }
-  if (i < n) {  // the last 1..7 outputs: masked loads (no fault past the mask) and store
-    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n - i)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    __m256 acc = bv;
-    for (int t = 0; t < 9; ++t) acc = _mm256_fmadd_ps(wv[t], _mm256_maskload_ps(tap[t] + i, mask), acc);
-    _mm256_maskstore_ps(out + i, mask, clamp8(acc, lo, hi));
+  rows_block<R, V>(taps, width, p, out, out_rs);
+}
+
+// Narrow planes (under 16 columns): one vector across, six rows; wider: two vectors,
+// three rows.
+template <class Taps>
+inline void rows_dispatch(int rows, const Taps& taps, int64_t width, const Params& p, float* out, int64_t out_rs) {
+  if (width < 16)
+    rows_any<6, 1>(rows, taps, width, p, out, out_rs);
+  else
+    rows_any<3, 2>(rows, taps, width, p, out, out_rs);
+}
+
+// Rows of the next block when `left` rows remain in blocks of at most `rb`: the blocks
+// balanced (7 rows as 4 + 3, not 6 + 1, whose lone row is one latency-bound chain).
+inline int block_rows(int64_t left, int rb) {
+  const int64_t blocks = (left + rb - 1) / rb;
+  return int((left + blocks - 1) / blocks);
+}
+
+void depthwise_stride1(const float* in, int64_t in_w, int64_t oh_count, int64_t ow_count, const Params& p,
+                       float* out) {
+  const int rb = ow_count < 16 ? 6 : 3;
+  for (int64_t oh = 0; oh < oh_count;) {
+    const int rows = block_rows(oh_count - oh, rb);
+    Stride1Taps t;
+    for (int k = 0; k < rows + 2; ++k) t.row[k] = in + (oh + k) * in_w;
+    rows_dispatch(rows, t, ow_count, p, out + oh * ow_count, ow_count);
+    oh += rows;
   }
 }
 
@@ -62,24 +132,68 @@ void split_even_odd(const float* row, int64_t count, float* even, float* odd) {
   }
 }
 
-// Stride 2, dilation 1: even/odd halves of the three input rows (8 spare floats for
-// the last block). A function of its own so that the 48 KiB scratch on its stack
+// Stride 2, dilation 1. A function of its own so that the ~28 KiB scratch on its stack
 // frame is not set up for stride-1 calls (measured: a fixed ~300 ns per plane).
-__attribute__((noinline)) void depthwise3x3_split(const float* in, int64_t in_w, int64_t oh_count,
-                                                  int64_t ow_count, const __m256 wv[9], __m256 bv,
-                                                  __m256 lo, __m256 hi, float* out) {
-  alignas(32) float halves[3][2][kMaxSplitWidth + 16];
-  const float* tap[9];
-  for (int64_t oh = 0; oh < oh_count; ++oh) {
-    for (int kh = 0; kh < 3; ++kh) {
-      float* even = halves[kh][0];
-      float* odd = halves[kh][1];
-      split_even_odd(in + (2 * oh + kh) * in_w, ow_count, even, odd);
-      tap[kh * 3 + 0] = even;
-      tap[kh * 3 + 1] = odd;
-      tap[kh * 3 + 2] = even + 1;
+__attribute__((noinline)) void depthwise_stride2(const float* in, int64_t in_w, int64_t oh_count, int64_t ow_count,
+                                                 const Params& p, float* out) {
+  constexpr int64_t kHalf = kStripWidth + 16;  // floats per half row: the strip, the 3rd tap's +1, 8 spare
+  alignas(32) float halves[2 * kMaxRows + 1][2][kHalf];
+  const int rb = ow_count < 16 ? 6 : 3;
+  for (int64_t c0 = 0; c0 < ow_count; c0 += kStripWidth) {
+    const int64_t width = ow_count - c0 < kStripWidth ? ow_count - c0 : kStripWidth;
+    for (int64_t oh = 0; oh < oh_count;) {
+      const int rows = block_rows(oh_count - oh, rb);
+      Stride2Taps t;
+      for (int j = 0; j < 2 * rows + 1; ++j) {
+        split_even_odd(in + (2 * oh + j) * in_w + 2 * c0, width, halves[j][0], halves[j][1]);
+        t.even[j] = halves[j][0];
+        t.odd[j] = halves[j][1];
+      }
+      rows_dispatch(rows, t, width, p, out + oh * ow_count + c0, ow_count);
+      oh += rows;
     }
-    row_from_taps(tap, ow_count, wv, bv, lo, hi, out + oh * ow_count);
+  }
+}
+
+// Any stride and dilation, one output row at a time (four accumulators across the row).
+void depthwise_generic(const float* in, int64_t in_w, int64_t oh_count, int64_t ow_count, int stride, int dil,
+                       const Params& p, float* out) {
+  const __m256 bv = _mm256_set1_ps(p.bias), lo = _mm256_set1_ps(p.lo), hi = _mm256_set1_ps(p.hi);
+  for (int64_t oh = 0; oh < oh_count; ++oh) {
+    const float* tap[9];
+    for (int kh = 0; kh < 3; ++kh)
+      for (int kw = 0; kw < 3; ++kw) tap[kh * 3 + kw] = in + (oh * stride + kh * dil) * in_w + kw * dil;
+    float* o = out + oh * ow_count;
+    if (stride != 1) {
+      for (int64_t i = 0; i < ow_count; ++i) {  // strided taps: scalar FMAs in t order
+        float acc = p.bias;
+        for (int t = 0; t < 9; ++t) acc = __builtin_fmaf(_mm256_cvtss_f32(p.w[t]), tap[t][i * stride], acc);
+        acc = _mm256_cvtss_f32(clamp8(_mm256_set1_ps(acc), lo, hi));
+        o[i] = acc;
+      }
+      continue;
+    }
+    int64_t i = 0;
+    for (; i + 32 <= ow_count; i += 32) {
+      __m256 a0 = bv, a1 = bv, a2 = bv, a3 = bv;
+      for (int t = 0; t < 9; ++t) {
+        const float* q = tap[t] + i;
+        a0 = _mm256_fmadd_ps(p.w[t], _mm256_loadu_ps(q), a0);
+        a1 = _mm256_fmadd_ps(p.w[t], _mm256_loadu_ps(q + 8), a1);
+        a2 = _mm256_fmadd_ps(p.w[t], _mm256_loadu_ps(q + 16), a2);
+        a3 = _mm256_fmadd_ps(p.w[t], _mm256_loadu_ps(q + 24), a3);
+      }
+      _mm256_storeu_ps(o + i, clamp8(a0, lo, hi));
+      _mm256_storeu_ps(o + i + 8, clamp8(a1, lo, hi));
+      _mm256_storeu_ps(o + i + 16, clamp8(a2, lo, hi));
+      _mm256_storeu_ps(o + i + 24, clamp8(a3, lo, hi));
+    }
+    for (; i < ow_count; i += 8) {
+      const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(ow_count - i)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+      __m256 acc = bv;
+      for (int t = 0; t < 9; ++t) acc = _mm256_fmadd_ps(p.w[t], _mm256_loadu_ps(tap[t] + i), acc);
+      _mm256_maskstore_ps(o + i, mask, clamp8(acc, lo, hi));
+    }
   }
 }
 
@@ -87,26 +201,17 @@ __attribute__((noinline)) void depthwise3x3_split(const float* in, int64_t in_w,
 
 void depthwise3x3_avx2(const float* in, int64_t in_w, int64_t oh_count, int64_t ow_count, int stride, int dil,
                        const float* w, float bias, float* out, const float* clamp) {
-  const bool split = stride == 2 && dil == 1 && ow_count < kMaxSplitWidth;
-  if (stride != 1 && !split) {
-    depthwise3x3_scalar(in, in_w, oh_count, ow_count, stride, dil, w, bias, out, clamp);
-    return;
-  }
-  __m256 wv[9];
-  for (int t = 0; t < 9; ++t) wv[t] = _mm256_set1_ps(w[t]);
-  const __m256 bv = _mm256_set1_ps(bias);
-  const __m256 lo = _mm256_set1_ps(clamp ? clamp[0] : -__builtin_inff());
-  const __m256 hi = _mm256_set1_ps(clamp ? clamp[1] : __builtin_inff());
-  if (split) {
-    depthwise3x3_split(in, in_w, oh_count, ow_count, wv, bv, lo, hi, out);
-  } else {
-    const float* tap[9];
-    for (int64_t oh = 0; oh < oh_count; ++oh) {
-      for (int kh = 0; kh < 3; ++kh)
-        for (int kw = 0; kw < 3; ++kw) tap[kh * 3 + kw] = in + (oh + kh * dil) * in_w + kw * dil;
-      row_from_taps(tap, ow_count, wv, bv, lo, hi, out + oh * ow_count);
-    }
-  }
+  Params p;
+  for (int t = 0; t < 9; ++t) p.w[t] = _mm256_set1_ps(w[t]);
+  p.bias = bias;
+  p.lo = clamp ? clamp[0] : -__builtin_inff();
+  p.hi = clamp ? clamp[1] : __builtin_inff();
+  if (dil == 1 && stride == 1)
+    depthwise_stride1(in, in_w, oh_count, ow_count, p, out);
+  else if (dil == 1 && stride == 2)
+    depthwise_stride2(in, in_w, oh_count, ow_count, p, out);
+  else
+    depthwise_generic(in, in_w, oh_count, ow_count, stride, dil, p, out);
   // GCC leaves the upper halves dirty after calls taking __m256 by value; the SSE code
   // that runs next then pays an AVX-SSE transition (measured ~380 ns per call here).
   _mm256_zeroupper();

@@ -12,12 +12,13 @@
 namespace seedcore {
 
 void gemm_micro_avx2(int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
-                     bool accumulate, const float* row_bias, const float* clamp) {
+                     bool accumulate, const float* row_bias, const float* col_bias, const float* clamp) {
   static_assert(kAvx2Mr == 6 && kAvx2Nr == 16, "tile layout below");
   long n = kc > 0 ? kc : 0;
   const ptrdiff_t b_step = b_ks * ptrdiff_t(sizeof(float)), c_step = c_rs * ptrdiff_t(sizeof(float));
   const long acc = accumulate ? 1 : 0;
   const float* rb = accumulate ? nullptr : row_bias;
+  const float* cb = accumulate || row_bias ? nullptr : col_bias;
   asm volatile(
       "test %[acc], %[acc]\n\t"
       "jz 3f\n\t"
@@ -57,6 +58,22 @@ void gemm_micro_avx2(int kc, const float* a, const float* b, ptrdiff_t b_ks, flo
       "vmovaps %%ymm10, %%ymm11\n\t"
       "jmp 4f\n\t"
       "5:\n\t"
+      "test %[cb], %[cb]\n\t"
+      "jz 7f\n\t"
+      "vmovups (%[cb]), %%ymm0\n\t"
+      "vmovups 32(%[cb]), %%ymm1\n\t"
+      "vmovaps %%ymm0, %%ymm2\n\t"
+      "vmovaps %%ymm1, %%ymm3\n\t"
+      "vmovaps %%ymm0, %%ymm4\n\t"
+      "vmovaps %%ymm1, %%ymm5\n\t"
+      "vmovaps %%ymm0, %%ymm6\n\t"
+      "vmovaps %%ymm1, %%ymm7\n\t"
+      "vmovaps %%ymm0, %%ymm8\n\t"
+      "vmovaps %%ymm1, %%ymm9\n\t"
+      "vmovaps %%ymm0, %%ymm10\n\t"
+      "vmovaps %%ymm1, %%ymm11\n\t"
+      "jmp 4f\n\t"
+      "7:\n\t"
       "vxorps %%ymm0, %%ymm0, %%ymm0\n\t"
       "vxorps %%ymm1, %%ymm1, %%ymm1\n\t"
       "vxorps %%ymm2, %%ymm2, %%ymm2\n\t"
@@ -148,7 +165,7 @@ void gemm_micro_avx2(int kc, const float* a, const float* b, ptrdiff_t b_ks, flo
       "vmovups %%ymm11, 32(%%rax)\n\t"
       "vzeroupper\n\t"
       : [a] "+r"(a), [b] "+r"(b), [n] "+r"(n)
-      : [c] "r"(c), [cs] "r"(c_step), [bs] "r"(b_step), [acc] "r"(acc), [rb] "r"(rb), [cl] "r"(clamp)
+      : [c] "r"(c), [cs] "r"(c_step), [bs] "r"(b_step), [acc] "r"(acc), [rb] "r"(rb), [cb] "r"(cb), [cl] "r"(clamp)
       : "rax", "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
 }
 
@@ -156,7 +173,7 @@ void gemm_micro_avx2(int kc, const float* a, const float* b, ptrdiff_t b_ks, flo
 // four rows at a time (8 independent FMA chains), each element `acc = a * b + acc` in k
 // order as in the assembly kernel, the clamp as max(lo, v) then min(hi, v).
 void gemm_micro_rows_avx2(int m, int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
-                          bool accumulate, const float* row_bias, const float* clamp) {
+                          bool accumulate, const float* row_bias, const float* col_bias, const float* clamp) {
   constexpr int MR = kAvx2Mr;
   for (int i0 = 0; i0 < m; i0 += 4) {
     const int rows = m - i0 < 4 ? m - i0 : 4;
@@ -166,8 +183,11 @@ void gemm_micro_rows_avx2(int m, int kc, const float* a, const float* b, ptrdiff
       if (accumulate) {
         acc[r][0] = _mm256_loadu_ps(c + i * c_rs);
         acc[r][1] = _mm256_loadu_ps(c + i * c_rs + 8);
-      } else {
+      } else if (row_bias || !col_bias) {
         acc[r][0] = acc[r][1] = _mm256_set1_ps(row_bias ? row_bias[i] : 0.0f);
+      } else {
+        acc[r][0] = _mm256_loadu_ps(col_bias);
+        acc[r][1] = _mm256_loadu_ps(col_bias + 8);
       }
     }
     for (int k = 0; k < kc; ++k) {

@@ -20,12 +20,13 @@
 namespace seedcore {
 
 void gemm_micro_avx512(int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
-                       bool accumulate, const float* row_bias, const float* clamp) {
+                       bool accumulate, const float* row_bias, const float* col_bias, const float* clamp) {
   static_assert(kAvx512Mr == 12 && kAvx512Nr == 32, "tile layout below");
   long n = kc > 0 ? kc : 0;
   const ptrdiff_t b_step = b_ks * ptrdiff_t(sizeof(float)), c_step = c_rs * ptrdiff_t(sizeof(float));
   const long acc = accumulate ? 1 : 0;
   const float* rb = accumulate ? nullptr : row_bias;
+  const float* cb = accumulate || row_bias ? nullptr : col_bias;
   asm volatile(
       "test %[acc], %[acc]\n\t"
       "jz 3f\n\t"
@@ -95,6 +96,34 @@ void gemm_micro_avx512(int kc, const float* a, const float* b, ptrdiff_t b_ks, f
       "vmovaps %%zmm22, %%zmm23\n\t"
       "jmp 4f\n\t"
       "5:\n\t"
+      "test %[cb], %[cb]\n\t"
+      "jz 7f\n\t"
+      "vmovups (%[cb]), %%zmm0\n\t"
+      "vmovups 64(%[cb]), %%zmm1\n\t"
+      "vmovaps %%zmm0, %%zmm2\n\t"
+      "vmovaps %%zmm1, %%zmm3\n\t"
+      "vmovaps %%zmm0, %%zmm4\n\t"
+      "vmovaps %%zmm1, %%zmm5\n\t"
+      "vmovaps %%zmm0, %%zmm6\n\t"
+      "vmovaps %%zmm1, %%zmm7\n\t"
+      "vmovaps %%zmm0, %%zmm8\n\t"
+      "vmovaps %%zmm1, %%zmm9\n\t"
+      "vmovaps %%zmm0, %%zmm10\n\t"
+      "vmovaps %%zmm1, %%zmm11\n\t"
+      "vmovaps %%zmm0, %%zmm12\n\t"
+      "vmovaps %%zmm1, %%zmm13\n\t"
+      "vmovaps %%zmm0, %%zmm14\n\t"
+      "vmovaps %%zmm1, %%zmm15\n\t"
+      "vmovaps %%zmm0, %%zmm16\n\t"
+      "vmovaps %%zmm1, %%zmm17\n\t"
+      "vmovaps %%zmm0, %%zmm18\n\t"
+      "vmovaps %%zmm1, %%zmm19\n\t"
+      "vmovaps %%zmm0, %%zmm20\n\t"
+      "vmovaps %%zmm1, %%zmm21\n\t"
+      "vmovaps %%zmm0, %%zmm22\n\t"
+      "vmovaps %%zmm1, %%zmm23\n\t"
+      "jmp 4f\n\t"
+      "7:\n\t"
       "vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
       "vpxord %%zmm1, %%zmm1, %%zmm1\n\t"
       "vpxord %%zmm2, %%zmm2, %%zmm2\n\t"
@@ -258,42 +287,66 @@ void gemm_micro_avx512(int kc, const float* a, const float* b, ptrdiff_t b_ks, f
       "vmovups %%zmm23, 64(%%rax)\n\t"
       "vzeroupper\n\t"
       : [a] "+r"(a), [b] "+r"(b), [n] "+r"(n)
-      : [c] "r"(c), [cs] "r"(c_step), [bs] "r"(b_step), [acc] "r"(acc), [rb] "r"(rb), [cl] "r"(clamp)
+      : [c] "r"(c), [cs] "r"(c_step), [bs] "r"(b_step), [acc] "r"(acc), [rb] "r"(rb), [cb] "r"(cb), [cl] "r"(clamp)
       : "rax", "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27");
 }
 
-// The first m rows of gemm_micro_avx512's tile: per row two accumulators (NR = 32), up
-// to four rows at a time (8 independent FMA chains), each element `acc = a * b + acc` in
-// k order as in the assembly kernel, the clamp as max(lo, v) then min(hi, v).
-void gemm_micro_rows_avx512(int m, int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
-                            bool accumulate, const float* row_bias, const float* clamp) {
+namespace {
+
+// R rows (1..8) of the tile from row i0: 2R independent FMA chains per k, all in registers
+// (R is a template argument so the row loops unroll).
+template <int R>
+inline void rows_avx512(int i0, int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
+                        bool accumulate, const float* row_bias, const float* col_bias, const float* clamp) {
   constexpr int MR = kAvx512Mr;
-  for (int i0 = 0; i0 < m; i0 += 4) {
-    const int rows = m - i0 < 4 ? m - i0 : 4;
-    __m512 acc[4][2];
-    for (int r = 0; r < rows; ++r) {
-      const int i = i0 + r;
-      if (accumulate) {
-        acc[r][0] = _mm512_loadu_ps(c + i * c_rs);
-        acc[r][1] = _mm512_loadu_ps(c + i * c_rs + 16);
-      } else {
-        acc[r][0] = acc[r][1] = _mm512_set1_ps(row_bias ? row_bias[i] : 0.0f);
-      }
+  __m512 acc[R][2];
+  for (int r = 0; r < R; ++r) {
+    const int i = i0 + r;
+    if (accumulate) {
+      acc[r][0] = _mm512_loadu_ps(c + i * c_rs);
+      acc[r][1] = _mm512_loadu_ps(c + i * c_rs + 16);
+    } else if (row_bias || !col_bias) {
+      acc[r][0] = acc[r][1] = _mm512_set1_ps(row_bias ? row_bias[i] : 0.0f);
+    } else {
+      acc[r][0] = _mm512_loadu_ps(col_bias);
+      acc[r][1] = _mm512_loadu_ps(col_bias + 16);
     }
-    for (int k = 0; k < kc; ++k) {
-      const __m512 b0 = _mm512_loadu_ps(b + k * b_ks), b1 = _mm512_loadu_ps(b + k * b_ks + 16);
-      for (int r = 0; r < rows; ++r) {
-        const __m512 av = _mm512_set1_ps(a[k * MR + i0 + r]);
-        acc[r][0] = _mm512_fmadd_ps(b0, av, acc[r][0]);
-        acc[r][1] = _mm512_fmadd_ps(b1, av, acc[r][1]);
-      }
+  }
+  const float* ak = a + i0;
+  for (int k = 0; k < kc; ++k, ak += MR, b += b_ks) {
+    // With few rows the B panel streams from L2/L3 (a batch-1 classifier's 5 MB of
+    // weights): ask for it 16 k-steps ahead.
+    if (R <= 2) _mm_prefetch(reinterpret_cast<const char*>(b + 64 * b_ks), _MM_HINT_T1);
+    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+    for (int r = 0; r < R; ++r) {
+      const __m512 av = _mm512_set1_ps(ak[r]);
+      acc[r][0] = _mm512_fmadd_ps(b0, av, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(b1, av, acc[r][1]);
     }
-    for (int r = 0; r < rows; ++r) {
-      for (int h = 0; h < 2; ++h) {
-        __m512 v = acc[r][h];
-        if (clamp) v = _mm512_min_ps(_mm512_set1_ps(clamp[1]), _mm512_max_ps(_mm512_set1_ps(clamp[0]), v));
-        _mm512_storeu_ps(c + (i0 + r) * c_rs + 16 * h, v);
-      }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int h = 0; h < 2; ++h) {
+      __m512 v = acc[r][h];
+      if (clamp) v = _mm512_min_ps(_mm512_set1_ps(clamp[1]), _mm512_max_ps(_mm512_set1_ps(clamp[0]), v));
+      _mm512_storeu_ps(c + (i0 + r) * c_rs + 16 * h, v);
+    }
+}
+
+}  // namespace
+
+// The first m rows of gemm_micro_avx512's tile: per row two accumulators (NR = 32), up
+// to eight rows at a time (16 independent FMA chains), each element `acc = a * b + acc`
+// in k order as in the assembly kernel, the clamp as max(lo, v) then min(hi, v).
+void gemm_micro_rows_avx512(int m, int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
+                            bool accumulate, const float* row_bias, const float* col_bias, const float* clamp) {
+  for (int i0 = 0; i0 < m; i0 += 8) {
+    switch (m - i0 < 8 ? m - i0 : 8) {
+#define SEEDCORE_ROWS_CASE(R) \
+  case R: rows_avx512<R>(i0, kc, a, b, b_ks, c, c_rs, accumulate, row_bias, col_bias, clamp); break;
+      SEEDCORE_ROWS_CASE(1) SEEDCORE_ROWS_CASE(2) SEEDCORE_ROWS_CASE(3) SEEDCORE_ROWS_CASE(4)
+      SEEDCORE_ROWS_CASE(5) SEEDCORE_ROWS_CASE(6) SEEDCORE_ROWS_CASE(7) SEEDCORE_ROWS_CASE(8)
+#undef SEEDCORE_ROWS_CASE
+      default: break;
     }
   }
   _mm256_zeroupper();  // vzeroupper: clean upper state for the SSE code that follows

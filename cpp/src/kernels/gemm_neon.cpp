@@ -10,7 +10,7 @@
 namespace seedcore {
 
 void gemm_micro_neon(int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
-                     bool accumulate, const float* row_bias, const float* clamp) {
+                     bool accumulate, const float* row_bias, const float* col_bias, const float* clamp) {
   constexpr int MR = kNeonMr;
   static_assert(kNeonMr == 8 && kNeonNr == 12, "tile layout below");
   float32x4_t c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32, c40, c41, c42, c50, c51, c52, c60, c61, c62, c70, c71, c72;
@@ -24,6 +24,11 @@ void gemm_micro_neon(int kc, const float* a, const float* b, ptrdiff_t b_ks, flo
 #define SEEDCORE_BIAS_ROW(i) c##i##0 = c##i##1 = c##i##2 = vdupq_n_f32(row_bias[i]);
     SEEDCORE_ALL_ROWS(SEEDCORE_BIAS_ROW)
 #undef SEEDCORE_BIAS_ROW
+  } else if (col_bias) {
+    const float32x4_t b0 = vld1q_f32(col_bias), b1 = vld1q_f32(col_bias + 4), b2 = vld1q_f32(col_bias + 8);
+#define SEEDCORE_COL_BIAS_ROW(i) c##i##0 = b0; c##i##1 = b1; c##i##2 = b2;
+    SEEDCORE_ALL_ROWS(SEEDCORE_COL_BIAS_ROW)
+#undef SEEDCORE_COL_BIAS_ROW
   } else {
 #define SEEDCORE_ZERO_ROW(i) c##i##0 = c##i##1 = c##i##2 = vdupq_n_f32(0.0f);
     SEEDCORE_ALL_ROWS(SEEDCORE_ZERO_ROW)
@@ -70,7 +75,7 @@ void gemm_micro_neon(int kc, const float* a, const float* b, ptrdiff_t b_ks, flo
 // to four rows at a time, each element `acc + b * a` fused in k order as in the full
 // kernel, the clamp as compare + select.
 void gemm_micro_rows_neon(int m, int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
-                          bool accumulate, const float* row_bias, const float* clamp) {
+                          bool accumulate, const float* row_bias, const float* col_bias, const float* clamp) {
   constexpr int MR = kNeonMr;
   for (int i0 = 0; i0 < m; i0 += 4) {
     const int rows = m - i0 < 4 ? m - i0 : 4;
@@ -78,7 +83,9 @@ void gemm_micro_rows_neon(int m, int kc, const float* a, const float* b, ptrdiff
     for (int r = 0; r < rows; ++r) {
       const int i = i0 + r;
       for (int h = 0; h < 3; ++h)
-        acc[r][h] = accumulate ? vld1q_f32(c + i * c_rs + 4 * h) : vdupq_n_f32(row_bias ? row_bias[i] : 0.0f);
+        acc[r][h] = accumulate                ? vld1q_f32(c + i * c_rs + 4 * h)
+                    : row_bias || !col_bias ? vdupq_n_f32(row_bias ? row_bias[i] : 0.0f)
+                                            : vld1q_f32(col_bias + 4 * h);
     }
     for (int k = 0; k < kc; ++k) {
       const float* bk = b + k * b_ks;

@@ -5,11 +5,12 @@
 namespace seedcore {
 
 void gemm_micro_scalar(int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
-                       bool accumulate, const float* row_bias, const float* clamp) {
+                       bool accumulate, const float* row_bias, const float* col_bias, const float* clamp) {
   constexpr int MR = kScalarMr, NR = kScalarNr;
   float acc[MR][NR];
   for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc[i][j] = accumulate ? c[i * c_rs + j] : row_bias ? row_bias[i] : 0.0f;
+    for (int j = 0; j < NR; ++j)
+      acc[i][j] = accumulate ? c[i * c_rs + j] : row_bias ? row_bias[i] : col_bias ? col_bias[j] : 0.0f;
   for (int k = 0; k < kc; ++k) {
     const float* bk = b + k * b_ks;
     const float* ak = a + k * MR;
@@ -30,11 +31,11 @@ void gemm_micro_scalar(int kc, const float* a, const float* b, ptrdiff_t b_ks, f
 
 // The first m rows of gemm_micro_scalar's tile, element by element the same operations.
 void gemm_micro_rows_scalar(int m, int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
-                            bool accumulate, const float* row_bias, const float* clamp) {
+                            bool accumulate, const float* row_bias, const float* col_bias, const float* clamp) {
   constexpr int MR = kScalarMr, NR = kScalarNr;
   for (int i = 0; i < m; ++i) {
     float acc[NR];
-    for (int j = 0; j < NR; ++j) acc[j] = accumulate ? c[i * c_rs + j] : row_bias ? row_bias[i] : 0.0f;
+    for (int j = 0; j < NR; ++j) acc[j] = accumulate ? c[i * c_rs + j] : row_bias ? row_bias[i] : col_bias ? col_bias[j] : 0.0f;
     for (int k = 0; k < kc; ++k)
       for (int j = 0; j < NR; ++j) acc[j] += a[k * MR + i] * b[k * b_ks + j];
     for (int j = 0; j < NR; ++j) {

@@ -6,9 +6,9 @@ namespace seedcore {
 
 #define SEEDCORE_DECLARE_GEMM_MICRO(isa)                                                      \
   void gemm_micro_##isa(int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c,   \
-                        ptrdiff_t c_rs, bool accumulate, const float* row_bias, const float* clamp); \
+                        ptrdiff_t c_rs, bool accumulate, const float* row_bias, const float* col_bias, const float* clamp); \
   void gemm_micro_rows_##isa(int m, int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, \
-                             ptrdiff_t c_rs, bool accumulate, const float* row_bias, const float* clamp);
+                             ptrdiff_t c_rs, bool accumulate, const float* row_bias, const float* col_bias, const float* clamp);
 #define SEEDCORE_DECLARE_GRAPH_KERNELS(isa)                                                     \
   SEEDCORE_DECLARE_GEMM_MICRO(isa)                                                              \
   void gemm_pack_bt_##isa(const float* w, ptrdiff_t w_rs, int64_t K, int nr, int NR, float* dst); \
