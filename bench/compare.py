@@ -209,7 +209,9 @@ class Bench:
         return self.fidelity_outputs(self.native_forward(model))
 
     def seed_path(self, tag: str) -> Path:
-        return self.workdir / f"compare-{self.name}-{tag}.seed"
+        from _common import encoder_digest
+
+        return self.workdir / f"compare-{self.name}-{tag}-{encoder_digest()}.seed"
 
     def extract(self, tag: str, **kw) -> tuple[Path, float | None]:
         """A captured seed (graph + weights) of the module, cached by tag."""

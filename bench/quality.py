@@ -37,7 +37,7 @@ import seedcore
 from seedcore.demo import CALIBRATION_SENTENCES
 from seedcore.extract import DEFAULT_TARGET_BPW
 
-from _common import OUT, machine, minilm_seed, write_section
+from _common import OUT, encoder_digest, machine, minilm_seed, write_section
 
 SECTION = "quality"
 SECTION_MOBILENET = "quality-mobilenet"
@@ -58,8 +58,11 @@ MOBILENET_CODECS = [("raw", None), ("q8", None), ("q4", None), ("prng", 4.5), ("
 # (target bpw, extract options, cache tag): the default first; then without the sequential pass, and plain
 # rounding, to show what each step adds. MiniLM rows take about 5 minutes each to encode (cached in bench/out/)
 PLAIN = {"gptq": False, "bias_correction": False, "sequential": False}
-ALLOC_TARGETS = ((4.0, {}, "-seq"), (4.0, {"sequential": False}, "-gptq-bc"), (4.0, PLAIN, ""))
-MOBILENET_ALLOC_TARGETS = ((4.0, {}, ""), (6.0, {}, ""), (4.0, {"sequential": False}, ""), (4.0, PLAIN, ""))
+OUTPUT_METRIC = {"allocation_metric": "output"}
+ALLOC_TARGETS = ((4.0, {}, "-seq"), (4.0, OUTPUT_METRIC, "-out"), (4.0, {"sequential": False}, "-gptq-bc"),
+                 (4.0, PLAIN, ""))
+MOBILENET_ALLOC_TARGETS = ((4.0, {}, ""), (6.0, {}, ""), (4.0, OUTPUT_METRIC, ""), (4.0, {"sequential": False}, ""),
+                           (4.0, PLAIN, ""))
 #: calibration crops of MobileNetV2 (``sample_image_crops(N, seed=1)``: others than the 200 judged)
 MOBILENET_CALIBRATION = 64
 
@@ -103,6 +106,8 @@ def _allocation_label(target: float, kw: dict) -> str:
     label = f"rate allocation at {target:g} bpw"
     if kw == PLAIN:
         label += ", plain rounding, no bias correction (gptq=False, bias_correction=False, sequential=False)"
+    elif kw == OUTPUT_METRIC:
+        label += ", each candidate measured in the output metric as gptq leaves it (allocation_metric=\"output\")"
     elif kw == {"sequential": False}:
         label += ", each layer rounded against the original model's inputs (sequential=False)"
     elif kw:
@@ -111,7 +116,7 @@ def _allocation_label(target: float, kw: dict) -> str:
 
 
 def minilm_allocated_path(target: float, tag: str = "-seq"):
-    return OUT / f"minilm-alloc{target:g}{tag}-v{seedcore.__version__}.seed"
+    return OUT / f"minilm-alloc{target:g}{tag}-v{seedcore.__version__}-{encoder_digest()}.seed"
 
 
 def minilm_allocated(module, tokenize, target: float, kw: dict | None = None, tag: str = "-seq"):
