@@ -227,24 +227,32 @@ def test_h_error_measures_what_gptq_leaves():
     assert h_error("q4", {}, w48, h48) == pytest.approx(plain48, rel=1e-9)
 
 
-def test_allocation_with_hessians_works_in_the_output_metric():
-    """allocate(hessians=...) measures the probe and every candidate as tr(ΔW H ΔWᵀ):
-    the recorded float16 error is that of float16 rounding in H's metric, and the
-    choices still fit the budget."""
+def _captured_with_hessians(net, x):
+    """(graph, float32 weights, the 2-D weight names, their Hessians on x, the weight
+    count, the bits of the 1-D tensors kept float32) for allocate(..., hessians=)."""
     from seedcore import gptq
-    from seedcore.allocate import allocate
     from seedcore.capture import capture
 
-    net = mlp()
-    x = torch.randn(64, 128, generator=torch.Generator().manual_seed(5))
     graph, weights = capture(net, (x[:2],))
     weights = {k: np.asarray(v.detach().numpy() if hasattr(v, "detach") else v, np.float32)
                for k, v in weights.items()}
     names = [k for k, v in weights.items() if v.ndim == 2]
     hs = gptq.collect_hessians(net, (x,), graph, names)
-    assert set(hs) == set(names)
     n = sum(v.size for v in weights.values())
     fixed = 32 * sum(v.size for v in weights.values() if v.ndim == 1)
+    return graph, weights, names, hs, n, fixed
+
+
+def test_allocation_with_hessians_works_in_the_output_metric():
+    """allocate(hessians=...) measures the probe and every candidate as tr(ΔW H ΔWᵀ):
+    the recorded float16 error is that of float16 rounding in H's metric, and the
+    choices still fit the budget."""
+    from seedcore.allocate import allocate
+
+    net = mlp()
+    x = torch.randn(64, 128, generator=torch.Generator().manual_seed(5))
+    graph, weights, names, hs, n, fixed = _captured_with_hessians(net, x)
+    assert set(hs) == set(names)
     res = allocate(graph, weights, names, (x.numpy(),), 4.0, n, fixed, hessians=hs)
     assert sum(c.bits for c in res.choices) <= res.budget_bits
     for c in res.choices:
@@ -261,19 +269,12 @@ def test_output_metric_gain_is_measured_on_what_gptq_leaves():
     which the graph does not weigh as tr(ΔW H ΔWᵀ) does)."""
     from seedcore import gptq
     from seedcore.allocate import _outputs, allocate
-    from seedcore.capture import capture
     from seedcore.model import Model
 
     torch.manual_seed(2)
     net = nn.Sequential(nn.Linear(64, 64), nn.GELU(), nn.Linear(64, 32)).eval()
     x = torch.randn(96, 64, generator=torch.Generator().manual_seed(6))
-    graph, weights = capture(net, (x[:2],))
-    weights = {k: np.asarray(v.detach().numpy() if hasattr(v, "detach") else v, np.float32)
-               for k, v in weights.items()}
-    names = [k for k, v in weights.items() if v.ndim == 2]
-    hs = gptq.collect_hessians(net, (x,), graph, names)
-    n = sum(v.size for v in weights.values())
-    fixed = 32 * sum(v.size for v in weights.values() if v.ndim == 1)
+    graph, weights, names, hs, n, fixed = _captured_with_hessians(net, x)
     inputs = {graph["inputs"][0]["name"]: x.numpy()}
     ref = _outputs(Model(weights, graph=graph, name="r"), inputs, 1)
     res = allocate(graph, weights, names, (x.numpy(),), 4.0, n, fixed, hessians=hs, threads=1)
