@@ -456,8 +456,10 @@ def extract(
              ``example_inputs`` (or a dict by input name); default: ``example_inputs``.
     gptq     data-aware rounding (``seedcore.gptq``): q4 / q8 / prng weights of
              linear and ungrouped conv2d layers are encoded by GPTQ-style error
-             feedback against their inputs' second moments on ``calibration``
-             (same file format, lower output error). Needs ``example_inputs``.
+             feedback against their inputs' second moments on ``calibration``,
+             shrunk toward the identity when there are few calibration rows per
+             input (``gptq.shrunk``; same file format, lower output error).
+             Needs ``example_inputs``.
              Default: on with rate allocation, off otherwise.
     bias_correction  after encoding, shift the (raw float32) bias of each conv2d /
              linear node so that its per-channel output mean on ``calibration``
@@ -474,10 +476,12 @@ def extract(
     allocation_metric  how rate allocation measures a candidate codec's error:
              "weight" (default: the squared weight error of plain rounding, times
              the tensor's measured sensitivity) or "output" (with gptq: the output
-             error tr(ΔW H ΔWᵀ) that data-aware rounding leaves, on sampled rows).
-             Measured: "output" took MobileNetV2 at 4 bpw from 75 % to 84.5 % top-1
-             agreement but MiniLM's mean cosine from 0.980 to 0.965, and it encodes
-             slower, so it is opt-in (docs/findings.md).
+             error tr(ΔW H ΔWᵀ) that data-aware rounding leaves, on sampled rows,
+             with gptq's own q4 encoding as the sensitivity probe).  Measured at
+             4 bpw with the other defaults: "output" gives MobileNetV2 89 % top-1
+             agreement against 87.5 %, MiniLM a mean cosine of 0.982 against 0.985,
+             and it encodes about twice as slowly, so it is opt-in
+             (bench/RESULTS.md, quality sections; docs/findings.md).
     """
     t0 = time.perf_counter()
     if allocation_metric not in ("weight", "output"):
