@@ -3,6 +3,7 @@ the machine description and the sections of bench/RESULTS.md."""
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import statistics
@@ -18,14 +19,8 @@ RESULTS = HERE / "RESULTS.md"
 
 
 def median_time(fn, repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):  # page faults, caches, tables
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    """Median seconds of fn over ``repeats`` calls, after ``warmup`` calls (page faults, caches, tables)."""
+    return median_times_interleaved([fn], repeats, warmup)[0]
 
 
 def median_times_interleaved(fns, repeats: int, warmup: int = 1) -> list[float]:
@@ -48,6 +43,7 @@ def median_times_interleaved(fns, repeats: int, warmup: int = 1) -> list[float]:
 _ENCODER_MODULES = ("extract.py", "allocate.py", "gptq.py", "sequential.py", "bias_correction.py", "capture.py")
 
 
+@functools.lru_cache(maxsize=None)
 def encoder_digest() -> str:
     """8 hex digits of a hash over seedcore's encoder sources (the modules above and
     the codecs): part of the names of the cached calibrated seeds, so that a change
