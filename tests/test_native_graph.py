@@ -142,6 +142,15 @@ CONV_CASES = [  # N, C, H, W, OC, KH, KW, stride, padding, dilation, groups
     (1, 4, 11, 9, 6, 3, 2, (2, 1), (1, 0), (2, 1), 2),
     (2, 1, 28, 28, 6, 5, 5, (1, 1), (2, 2), (1, 1), 1),
     (1, 6, 8, 8, 12, 3, 3, (1, 1), (2, 2), (2, 2), 6),
+    # depthwise planes wider than 64 padded columns run in place (masked edge loads):
+    # stride 1 and 2, padding 1 and 2, and a dilated one (a padded copy inside the kernel)
+    (1, 4, 13, 70, 4, 3, 3, (1, 1), (1, 1), (1, 1), 4),
+    (2, 3, 11, 85, 3, 3, 3, (2, 2), (1, 1), (1, 1), 3),
+    (1, 2, 9, 67, 2, 3, 3, (1, 1), (2, 2), (1, 1), 2),
+    (1, 2, 10, 66, 2, 3, 3, (1, 1), (2, 2), (2, 2), 2),
+    # 1x1 convs over small planes (7x7, 5x5), K past one chunk
+    (2, 40, 7, 7, 64, 1, 1, (1, 1), (0, 0), (1, 1), 1),
+    (1, 300, 5, 5, 64, 1, 1, (1, 1), (0, 0), (1, 1), 1),
 ]
 
 
@@ -344,6 +353,13 @@ FUSION_CASES = {
         {"we": f32(16, 8, 1, 1), "be": f32(16), "wd": f32(16, 1, 3, 3), "bd": f32(16), "we2": f32(16, 4, 1, 1),
          "we3": f32(16, 260, 1, 1, scale=0.1)},
         ["e", "ec", "d", "e2", "e3", "ec3", "e4", "ec4"], ["y", "y2", "y3", "y4"], 4),
+    # 1x1 conv -> clamp -> add (residual) over a 7x7 plane (ragged column panels)
+    "small_plane_pointwise": (
+        [("x", "float32", [2, 64, 7, 7])],
+        [node("conv2d", ["x", "w", "b"], "h", {"stride": [1, 1], "padding": [0, 0], "dilation": [1, 1], "groups": 1}),
+         node("clamp", ["h"], "c", {"min": 0, "max": 6}),
+         node("add", ["x", "c"], "y")],
+        {"w": f32(64, 64, 1, 1, scale=0.3), "b": f32(64)}, ["h", "c"], ["y"], 4),
     # linear -> gelu
     "linear_gelu": (
         [("x", "float32", [3, 5, 24])],

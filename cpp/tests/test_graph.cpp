@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -252,6 +253,58 @@ void test_depthwise() {
                       (long long)ow, worst);
           }
   }
+}
+
+// depthwise3x3_plane of every table (the scalar twin included) against the scalar padded
+// kernel over a zero-padded copy, bit for bit for the SIMD ones against each other's
+// padded twin: the same products. The plane sits between NaN guard bands, so a read
+// outside it would make outputs NaN. Strides, dilations, paddings 0..2, and widths that
+// reach every column block, edge and tail.
+void test_depthwise_plane() {
+  const GraphKernels& sk = graph_kernels(Isa::scalar);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  int cases = 0;
+  for (const GraphKernels* kp : gemm_tables()) {
+    const GraphKernels& k = *kp;
+    for (int stride : {1, 2, 3})
+      for (int dil : {1, 2})
+        for (int64_t pad : {0, 1, 2})
+          for (int64_t h : {1, 2, 5, 14, 15})
+            for (int64_t w : {1, 3, 7, 8, 9, 14, 15, 16, 17, 28, 33, 56, 71, 112, 300}) {
+              const int64_t span = 2 * dil + 1;
+              if (h + 2 * pad < span || w + 2 * pad < span) continue;
+              const int64_t oh = (h + 2 * pad - span) / stride + 1, ow = (w + 2 * pad - span) / stride + 1;
+              const size_t guard = 64, n = size_t(h * w);
+              std::vector<float> buf(n + 2 * guard, nan), wt = randn(9), plane = randn(n);
+              std::copy(plane.begin(), plane.end(), buf.begin() + ptrdiff_t(guard));
+              // the padded copy for the padded kernels, readable 16 floats past its end
+              const int64_t hp = h + 2 * pad, wp = w + 2 * pad;
+              std::vector<float> padded(size_t(hp * wp + 32), 0.0f);
+              for (int64_t i = 0; i < h; ++i)
+                std::copy(plane.begin() + i * w, plane.begin() + (i + 1) * w, padded.begin() + (i + pad) * wp + pad);
+              const float bounds[2] = {-0.5f, 1.0f};
+              const float* clamp = (w + stride) % 2 ? bounds : nullptr;
+              std::vector<float> want(size_t(oh * ow)), twin(size_t(oh * ow)), got(size_t(oh * ow));
+              sk.depthwise3x3(padded.data(), wp, oh, ow, stride, dil, wt.data(), 0.5f, want.data(), clamp);
+              k.depthwise3x3(padded.data(), wp, oh, ow, stride, dil, wt.data(), 0.5f, twin.data(), clamp);
+              k.depthwise3x3_plane(buf.data() + guard, h, w, pad, pad, oh, ow, stride, dil, wt.data(), 0.5f, got.data(),
+                                   clamp);
+              double worst = 0;
+              for (size_t i = 0; i < got.size(); ++i) {
+                CHECK_MSG(got[i] == got[i], "%s depthwise plane h=%lld w=%lld stride=%d dil=%d pad=%lld: NaN (read outside)",
+                          isa_name(k.isa), (long long)h, (long long)w, stride, dil, (long long)pad);
+                worst = std::max(worst, double(std::abs(got[i] - want[i])));
+              }
+              CHECK_MSG(worst < 1e-5, "%s depthwise plane h=%lld w=%lld stride=%d dil=%d pad=%lld: error %g",
+                        isa_name(k.isa), (long long)h, (long long)w, stride, dil, (long long)pad, worst);
+              // in place and over the padded copy: the same products in the same order
+              CHECK_MSG(std::memcmp(got.data(), twin.data(), got.size() * sizeof(float)) == 0,
+                        "%s depthwise plane h=%lld w=%lld stride=%d dil=%d pad=%lld: not the padded kernel's bits",
+                        isa_name(k.isa), (long long)h, (long long)w, stride, dil, (long long)pad);
+              ++cases;
+            }
+  }
+  CHECK(cases > 1000);
 }
 
 // GELU (erf), row softmax and layer norm: each SIMD kernel against its scalar twin (libm erf/exp,
@@ -509,6 +562,7 @@ int main() {
   test_gemm_micro_twins();
   test_gemm_pack_bt_twins();
   test_depthwise();
+  test_depthwise_plane();
   test_activations();
   test_conv_graph();
   test_mlp_graph();

@@ -54,6 +54,15 @@ using GemmPackBtFn = void (*)(const float* w, ptrdiff_t w_rs, int64_t K, int nr,
 // `clamp` non-null ({lo, hi}) each output is then clamped like the GEMM's epilogue (fused ReLU6).
 using Depthwise3x3Fn = void (*)(const float* in, int64_t in_w, int64_t oh_count, int64_t ow_count,
                                 int stride, int dil, const float* w, float bias, float* out, const float* clamp);
+// The same convolution over an unpadded h x in_w plane with ph rows and pw columns of
+// zero padding implied on each side: the taps read x(i, j) = in[i*in_w + j] inside the
+// plane and 0 outside it (as over a zero-filled padded copy: the same products, the same
+// results), and only the plane's h * in_w floats are read. The graph runs wide planes
+// (over 64 columns with their padding) through it, saving the padded copy (MobileNetV2's
+// 112-wide planes); narrower ones through the padded kernel, whose loads need no masks.
+using Depthwise3x3PlaneFn = void (*)(const float* in, int64_t h, int64_t in_w, int64_t ph, int64_t pw,
+                                     int64_t oh_count, int64_t ow_count, int stride, int dil, const float* w,
+                                     float bias, float* out, const float* clamp);
 
 // y[i] = 0.5 x[i] (1 + erf(x[i] / sqrt 2)) for i < n (y may be x).
 using GeluFn = void (*)(const float* x, float* y, int64_t n);
@@ -72,6 +81,7 @@ struct GraphKernels {
   GemmMicroRowsFn gemm_micro_rows;
   GemmPackBtFn gemm_pack_bt;
   Depthwise3x3Fn depthwise3x3;
+  Depthwise3x3PlaneFn depthwise3x3_plane;
   GeluFn gelu_erf;          // SIMD ones: polynomial erf/exp, within the tolerances test_graph states
   SoftmaxRowFn softmax_row;
   LayerNormRowFn layer_norm_row;  // SIMD ones: sums in another order, tolerance in test_graph

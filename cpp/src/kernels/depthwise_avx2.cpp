@@ -9,7 +9,17 @@
 // full loads (the caller keeps the input readable 16 floats past the last tap) and a
 // masked store. Other strides and dilations take the generic row-by-row path below.
 // Every output is bias + the nine products as FMAs in t order, whatever the path.
+//
+// depthwise3x3_plane_avx2 computes the same over the unpadded plane, in place: rows above
+// and below the plane point at a row of zeros, and the column blocks that reach past
+// either side (the first and the last of a row) load with lane masks, so lanes outside
+// the plane read 0 and are never touched; stride 2 splits rows with the same masked loads
+// at the edges. For wide planes (MobileNetV2's 112-wide ones) that saves the padded
+// copy; narrow ones are faster copied (every block of theirs loads with masks).
 #include <immintrin.h>
+
+#include <cstdint>
+#include <vector>
 
 #include "graph_kernel_decls.h"
 
@@ -28,26 +38,70 @@ struct Params {
   float bias, lo, hi;
 };
 
-// Taps of stride 1, dilation 1: output row r, tap (kh, kw) reads row[r + kh] + kw.
+// Tap sources for block(): interior(c, V) says whether the columns [c, c + 8V) need no
+// masked loads (always, over a padded plane), masks() sets the three taps' lane masks of
+// an edge vector, load<Edge>() loads 8 floats of tap (kh, kw) for output row r from
+// column col.
+
+// 8 floats of a row of `w` floats from column j under edge_mask(j, w): lanes outside
+// [0, w) read 0 and are never touched (the address of lane 0 may lie before the row;
+// masked-off lanes do not fault).
+inline __m256i edge_mask(int64_t j, int64_t w) {
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const int64_t lo = j < -8 ? -8 : (j > 8 ? 8 : j);              // lane l valid iff l >= -j
+  const int64_t hi = w - j < -1 ? -1 : (w - j > 8 ? 8 : w - j);  // ... and l < w - j
+  return _mm256_and_si256(_mm256_cmpgt_epi32(lanes, _mm256_set1_epi32(int(-lo - 1))),
+                          _mm256_cmpgt_epi32(_mm256_set1_epi32(int(hi)), lanes));
+}
+inline __m256 load_masked(const float* row, int64_t j, __m256i mask) {
+  const float* at = reinterpret_cast<const float*>(reinterpret_cast<uintptr_t>(row) + uintptr_t(j * 4));
+  return _mm256_maskload_ps(at, mask);
+}
+
+// Taps of stride 1, dilation 1 over a padded plane: tap (kh, kw) reads row[r + kh] + kw.
 struct Stride1Taps {
   const float* row[kMaxRows + 2];
-  const float* at(int r, int kh, int kw) const { return row[r + kh] + kw; }
+  bool interior(int64_t, int) const { return true; }
+  void masks(int64_t, __m256i*) const {}
+  template <bool>
+  __m256 load(int r, int kh, int kw, int64_t col, const __m256i*) const { return _mm256_loadu_ps(row[r + kh] + kw + col); }
+};
+// Taps of stride 1, dilation 1 in place: plane row row[r + kh] (a row of zeros above and
+// below the plane), column col + kw - pw.
+struct Stride1PlaneTaps {
+  const float* row[kMaxRows + 2];
+  int64_t w, pw;
+  bool interior(int64_t c, int V) const { return c - pw >= 0 && c + 8 * V + 2 - pw <= w; }
+  void masks(int64_t col, __m256i* m) const {
+    for (int kw = 0; kw < 3; ++kw) m[kw] = edge_mask(col + kw - pw, w);
+  }
+  template <bool Edge>
+  __m256 load(int r, int kh, int kw, int64_t col, const __m256i* m) const {
+    const int64_t j = col + kw - pw;
+    return Edge ? load_masked(row[r + kh], j, m[kw]) : _mm256_loadu_ps(row[r + kh] + j);
+  }
 };
 // Taps of stride 2, dilation 1 over split rows: input row j = 2r + kh, columns 2c (even),
 // 2c + 1 (odd), 2c + 2 (even, one on).
 struct Stride2Taps {
   const float* even[2 * kMaxRows + 1];
   const float* odd[2 * kMaxRows + 1];
-  const float* at(int r, int kh, int kw) const {
+  bool interior(int64_t, int) const { return true; }
+  void masks(int64_t, __m256i*) const {}
+  template <bool>
+  __m256 load(int r, int kh, int kw, int64_t col, const __m256i*) const {
     const int j = 2 * r + kh;
-    return kw == 1 ? odd[j] : even[j] + (kw == 2 ? 1 : 0);
+    return _mm256_loadu_ps((kw == 1 ? odd[j] : even[j] + (kw == 2 ? 1 : 0)) + col);
   }
 };
 
 // Output rows r < R, columns [c, c + 8V) of `out` (row stride out_rs); with Masked the
 // last vector stores only its first `tail` lanes.
-template <int R, int V, bool Masked, class Taps>
+template <int R, int V, bool Masked, bool Edge, class Taps>
 inline void block(const Taps& taps, int64_t c, const Params& p, float* out, int64_t out_rs, __m256i tail) {
+  __m256i m[V][3];
+  if (Edge)
+    for (int v = 0; v < V; ++v) taps.masks(c + 8 * v, m[v]);
   __m256 acc[R][V];
   const __m256 bv = _mm256_set1_ps(p.bias);
   for (int r = 0; r < R; ++r)
@@ -56,7 +110,7 @@ inline void block(const Taps& taps, int64_t c, const Params& p, float* out, int6
     for (int kw = 0; kw < 3; ++kw)
       for (int r = 0; r < R; ++r)
         for (int v = 0; v < V; ++v)
-          acc[r][v] = _mm256_fmadd_ps(p.w[kh * 3 + kw], _mm256_loadu_ps(taps.at(r, kh, kw) + c + 8 * v), acc[r][v]);
+          acc[r][v] = _mm256_fmadd_ps(p.w[kh * 3 + kw], taps.template load<Edge>(r, kh, kw, c + 8 * v, m[v]), acc[r][v]);
   const __m256 lo = _mm256_set1_ps(p.lo), hi = _mm256_set1_ps(p.hi);
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < V; ++v) {
@@ -73,12 +127,25 @@ template <int R, int V, class Taps>
 inline void rows_block(const Taps& taps, int64_t width, const Params& p, float* out, int64_t out_rs) {
   const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   int64_t c = 0;
-  for (; c + 8 * V <= width; c += 8 * V) block<R, V, false>(taps, c, p, out, out_rs, lanes);
+  for (; c + 8 * V <= width; c += 8 * V) {
+    if (taps.interior(c, V))
+      block<R, V, false, false>(taps, c, p, out, out_rs, lanes);
+    else
+      block<R, V, false, true>(taps, c, p, out, out_rs, lanes);
+  }
   const int64_t rest = width - c;
   if (rest > 8) {  // V == 2 here: one full vector, one masked
-    block<R, 2, true>(taps, c, p, out, out_rs, _mm256_cmpgt_epi32(_mm256_set1_epi32(int(rest - 8)), lanes));
+    const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(rest - 8)), lanes);
+    if (taps.interior(c, 2))
+      block<R, 2, true, false>(taps, c, p, out, out_rs, tail);
+    else
+      block<R, 2, true, true>(taps, c, p, out, out_rs, tail);
   } else if (rest > 0) {
-    block<R, 1, true>(taps, c, p, out, out_rs, _mm256_cmpgt_epi32(_mm256_set1_epi32(int(rest)), lanes));
+    const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(rest)), lanes);
+    if (taps.interior(c, 1))
+      block<R, 1, true, false>(taps, c, p, out, out_rs, tail);
+    else
+      block<R, 1, true, true>(taps, c, p, out, out_rs, tail);
   }
 }
 
@@ -197,15 +264,99 @@ void depthwise_generic(const float* in, int64_t in_w, int64_t oh_count, int64_t 
   }
 }
 
-}  // namespace
+// --- in place over the unpadded plane (depthwise3x3_plane_avx2) ---
 
-void depthwise3x3_avx2(const float* in, int64_t in_w, int64_t oh_count, int64_t ow_count, int stride, int dil,
-                       const float* w, float bias, float* out, const float* clamp) {
+// A row of at least n zeros: the taps of the padding rows. A static row serves planes up
+// to 4096 wide, wider ones a per-thread row (thread_local in a shared library costs a
+// __tls_get_addr call per access, too much per plane).
+const float* zero_row(int64_t n) {
+  alignas(32) static const float kZeroRow[4096] = {};
+  if (n <= 4096) return kZeroRow;
+  thread_local std::vector<float> zeros;
+  if (zeros.size() < size_t(n)) zeros.assign(size_t(n), 0.0f);
+  return zeros.data();
+}
+
+void plane_stride1(const float* in, int64_t h, int64_t w, int64_t ph, int64_t pw, int64_t oh_count,
+                   int64_t ow_count, const Params& p, float* out) {
+  const int rb = ow_count < 16 ? 6 : 3;
+  const float* zeros = zero_row(w);
+  Stride1PlaneTaps t;
+  t.w = w;
+  t.pw = pw;
+  for (int64_t oh = 0; oh < oh_count;) {
+    const int rows = block_rows(oh_count - oh, rb);
+    for (int k = 0; k < rows + 2; ++k) {
+      const int64_t i = oh + k - ph;
+      t.row[k] = i >= 0 && i < h ? in + i * w : zeros;
+    }
+    rows_dispatch(rows, t, ow_count, p, out + oh * ow_count, ow_count);
+    oh += rows;
+  }
+}
+
+// even[i] = x(j0 + 2i), odd[i] = x(j0 + 2i + 1) for i <= count, 8 at a time, with x the
+// row of `w` floats and 0 outside it (masked loads where a vector reaches past the row).
+void split_even_odd_plane(const float* row, int64_t j0, int64_t w, int64_t count, float* even, float* odd) {
+  for (int64_t i = 0; i <= count; i += 8) {
+    const int64_t j = j0 + 2 * i;
+    __m256 lo, hi;
+    if (j >= 0 && j + 16 <= w) {
+      lo = _mm256_loadu_ps(row + j);
+      hi = _mm256_loadu_ps(row + j + 8);
+    } else {
+      lo = load_masked(row, j, edge_mask(j, w));
+      hi = load_masked(row, j + 8, edge_mask(j + 8, w));
+    }
+    const __m256 ev = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
+    const __m256 od = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
+    _mm256_storeu_ps(even + i, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), _MM_SHUFFLE(3, 1, 2, 0))));
+    _mm256_storeu_ps(odd + i, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(od), _MM_SHUFFLE(3, 1, 2, 0))));
+  }
+}
+
+__attribute__((noinline)) void plane_stride2(const float* in, int64_t h, int64_t w, int64_t ph, int64_t pw,
+                                             int64_t oh_count, int64_t ow_count, const Params& p, float* out) {
+  constexpr int64_t kHalf = kStripWidth + 16;
+  alignas(32) float halves[2 * kMaxRows + 1][2][kHalf];
+  alignas(32) static const float kZeros[kHalf] = {};  // both halves of a padding row
+  const int rb = ow_count < 16 ? 6 : 3;
+  for (int64_t c0 = 0; c0 < ow_count; c0 += kStripWidth) {
+    const int64_t width = ow_count - c0 < kStripWidth ? ow_count - c0 : kStripWidth;
+    for (int64_t oh = 0; oh < oh_count;) {
+      const int rows = block_rows(oh_count - oh, rb);
+      Stride2Taps t;
+      for (int j = 0; j < 2 * rows + 1; ++j) {
+        const int64_t i = 2 * oh + j - ph;  // the padded row 2 oh + j
+        if (i < 0 || i >= h) {
+          t.even[j] = t.odd[j] = kZeros;
+          continue;
+        }
+        // padded column 2 (c0 + k) is plane column 2 (c0 + k) - pw
+        split_even_odd_plane(in + i * w, 2 * c0 - pw, w, width, halves[j][0], halves[j][1]);
+        t.even[j] = halves[j][0];
+        t.odd[j] = halves[j][1];
+      }
+      rows_dispatch(rows, t, width, p, out + oh * ow_count + c0, ow_count);
+      oh += rows;
+    }
+  }
+}
+
+Params make_params(const float* w, float bias, const float* clamp) {
   Params p;
   for (int t = 0; t < 9; ++t) p.w[t] = _mm256_set1_ps(w[t]);
   p.bias = bias;
   p.lo = clamp ? clamp[0] : -__builtin_inff();
   p.hi = clamp ? clamp[1] : __builtin_inff();
+  return p;
+}
+
+}  // namespace
+
+void depthwise3x3_avx2(const float* in, int64_t in_w, int64_t oh_count, int64_t ow_count, int stride, int dil,
+                       const float* w, float bias, float* out, const float* clamp) {
+  const Params p = make_params(w, bias, clamp);
   if (dil == 1 && stride == 1)
     depthwise_stride1(in, in_w, oh_count, ow_count, p, out);
   else if (dil == 1 && stride == 2)
@@ -215,6 +366,28 @@ void depthwise3x3_avx2(const float* in, int64_t in_w, int64_t oh_count, int64_t 
   // GCC leaves the upper halves dirty after calls taking __m256 by value; the SSE code
   // that runs next then pays an AVX-SSE transition (measured ~380 ns per call here).
   _mm256_zeroupper();
+}
+
+void depthwise3x3_plane_avx2(const float* in, int64_t h, int64_t in_w, int64_t ph, int64_t pw, int64_t oh_count,
+                             int64_t ow_count, int stride, int dil, const float* w, float bias, float* out,
+                             const float* clamp) {
+  if (dil != 1 || (stride != 1 && stride != 2)) {  // rare: a padded copy, the generic path
+    const int64_t hp = (oh_count - 1) * stride + 2 * dil + 1, wp = (ow_count - 1) * stride + 2 * dil + 1;
+    std::vector<float> pad(size_t(hp * wp + 32), 0.0f);
+    for (int64_t i = 0; i < hp; ++i)
+      for (int64_t j = 0; j < wp; ++j) {
+        const int64_t si = i - ph, sj = j - pw;
+        if (si >= 0 && si < h && sj >= 0 && sj < in_w) pad[size_t(i * wp + j)] = in[si * in_w + sj];
+      }
+    depthwise3x3_avx2(pad.data(), wp, oh_count, ow_count, stride, dil, w, bias, out, clamp);
+    return;
+  }
+  const Params p = make_params(w, bias, clamp);
+  if (stride == 1)
+    plane_stride1(in, h, in_w, ph, pw, oh_count, ow_count, p, out);
+  else
+    plane_stride2(in, h, in_w, ph, pw, oh_count, ow_count, p, out);
+  _mm256_zeroupper();  // as above
 }
 
 }  // namespace seedcore

@@ -15,6 +15,9 @@ namespace seedcore {
   void depthwise3x3_##isa(const float* in, int64_t in_w, int64_t oh_count, int64_t ow_count,   \
                           int stride, int dil, const float* w, float bias, float* out,       \
                           const float* clamp);                                                 \
+  void depthwise3x3_plane_##isa(const float* in, int64_t h, int64_t in_w, int64_t ph, int64_t pw, \
+                                int64_t oh_count, int64_t ow_count, int stride, int dil,         \
+                                const float* w, float bias, float* out, const float* clamp);     \
   void gelu_erf_##isa(const float* x, float* y, int64_t n);                                     \
   void softmax_row_##isa(const float* x, float* y, int64_t n);                                  \
   void layer_norm_row_##isa(const float* x, float* y, int64_t d, const float* w, const float* b, double eps);
