@@ -87,6 +87,9 @@ def minilm_rows() -> list[dict]:
         cos = (out * ref).sum(1) / np.linalg.norm(out, axis=1) / np.linalg.norm(ref, axis=1)
         ra = seed.provenance["rate_allocation"]
         label = _allocation_label(target, kw)
+        if target == 4.0 and kw in ({}, PLAIN):
+            both.append({"what": "default (4.0 bpw)" if not kw else "plain rounding (4.0 bpw)",
+                         "cal": f"both photos ({MOBILENET_CALIBRATION} crops)", **_per_photo(model, x4, logits4)})
         rows.append({"what": label, "bpw": seedcore.load(path).info().bpw,
                      "mean": float(cos.mean()), "min": float(cos.min()),
                      "pred": 1 - ra["predicted_distortion"] / 2, "counts": ra["counts"],
@@ -140,8 +143,51 @@ def minilm_allocated(module, tokenize, target: float, kw: dict | None = None, ta
     return path, float(seed.provenance["encode_seconds"]), seed
 
 
-def mobilenet_rows() -> tuple[list[dict], str]:
-    """(rows, a note on how close the original's top two logits are on the crops)."""
+def _per_photo(model, x: np.ndarray, logits: np.ndarray) -> dict:
+    """Agreement and distortion of an assembled model on the crops of each photo
+    (``sample_image_crops`` alternates them: even crops china.jpg, odd flower.jpg)."""
+    out = next(iter(model.run({model.input_specs[0]["name"]: x}, threads=0).values()))
+    return {photo: {"agree": float((out[sl].argmax(1) == logits[sl].argmax(1)).mean()),
+                    "dist": _distortion(out[sl], logits[sl])}
+            for photo, sl in (("china", slice(0, None, 2)), ("flower", slice(1, None, 2)))}
+
+
+def photo_crops(module) -> tuple[np.ndarray, np.ndarray]:
+    """400 crops for the per-photo rows (neither the 200 judged above nor the
+    calibration crops) and the original's logits on them."""
+    import torch
+
+    from seedcore import zoo
+    x = zoo.sample_image_crops(n=400, seed=2)
+    with torch.no_grad():
+        return x, module(torch.as_tensor(x)).numpy()
+
+
+def mobilenet_photo_rows(module, both: list[dict], x: np.ndarray, logits: np.ndarray) -> list[dict]:
+    """Does the calibration generalise to another photo? ``both``: the default and plain
+    rounding calibrated on crops of both photos, already judged per photo; here the
+    same calibrated on 64 crops of china.jpg only and of flower.jpg only, judged on
+    the 200 crops of each photo in ``x``."""
+    import torch
+
+    from seedcore import zoo
+    cal_all = zoo.sample_image_crops(n=2 * MOBILENET_CALIBRATION, seed=1)
+    rows = list(both)
+    for photo, cal in (("china.jpg", cal_all[0::2]), ("flower.jpg", cal_all[1::2])):
+        cal = torch.as_tensor(cal)
+        for label, kw in (("default (4.0 bpw)", {}), ("plain rounding (4.0 bpw)", PLAIN)):
+            seed = seedcore.extract(module, example_inputs=(cal[:2],), calibration=(cal,), target_bpw=4.0,
+                                    progress=False, **kw)
+            path = OUT / "mobilenet-quality.seed"
+            seed.save(path)
+            rows.append({"what": label, "cal": f"{photo} only ({len(cal)} crops)",
+                         **_per_photo(seedcore.assemble(path), x, logits)})
+    return rows
+
+
+def mobilenet_rows() -> tuple[list[dict], str, list[dict]]:
+    """(rows, a note on how close the original's top two logits are on the crops,
+    the per-photo rows of mobilenet_photo_rows)."""
     import torch
 
     from seedcore import zoo
@@ -158,7 +204,8 @@ def mobilenet_rows() -> tuple[list[dict], str]:
     base = seedcore.extract(module, example_inputs=example, codec="raw", progress=False)
     small = [t.name for t in base.tensors if len(t.shape) == 4 and int(np.prod(t.shape[1:])) < 32]
     nparams = sum(int(np.prod(t.shape)) for t in base.tensors)
-    rows = []
+    rows, both = [], []  # both: the default and plain rounding, judged per photo too
+    x4, logits4 = photo_crops(module)
     cal = torch.as_tensor(zoo.sample_image_crops(n=MOBILENET_CALIBRATION, seed=1))  # not the 200 judged
     for target, kw, _ in MOBILENET_ALLOC_TARGETS:
         seed = seedcore.extract(module, example_inputs=(cal[:2],), calibration=(cal,), target_bpw=target,
@@ -169,6 +216,9 @@ def mobilenet_rows() -> tuple[list[dict], str]:
         out = next(iter(model.run({model.input_specs[0]["name"]: x}, threads=0).values()))
         ra = seed.provenance["rate_allocation"]
         label = _allocation_label(target, kw)
+        if target == 4.0 and kw in ({}, PLAIN):
+            both.append({"what": "default (4.0 bpw)" if not kw else "plain rounding (4.0 bpw)",
+                         "cal": f"both photos ({MOBILENET_CALIBRATION} crops)", **_per_photo(model, x4, logits4)})
         rows.append({"what": label, "bpw": 8 * path.stat().st_size / nparams, "agree": float((out.argmax(1) == ref).mean()),
                      "dist": _distortion(out, logits), "counts": ra["counts"],
                      "seconds": float(seed.provenance["encode_seconds"])})
@@ -196,7 +246,7 @@ def mobilenet_rows() -> tuple[list[dict], str]:
     rows.append({"what": f"q8, the {len(small)} per-channel-small tensors float16, with gptq, the sequential pass "
                          f"and bias correction (same calibration)", "bpw": 8 * path.stat().st_size / nparams,
                  "agree": float((out.argmax(1) == ref).mean()), "dist": _distortion(out, logits)})
-    return rows, margin_note
+    return rows, margin_note, mobilenet_photo_rows(module, both, x4, logits4)
 
 
 def _distortion(out: np.ndarray, ref: np.ndarray) -> float:
@@ -230,7 +280,7 @@ def render(minilm: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_mobilenet(mobilenet: list[dict], margin_note: str) -> str:
+def render_mobilenet(mobilenet: list[dict], margin_note: str, photos: list[dict]) -> str:
     lines = [f"<!-- {SECTION_MOBILENET}:begin -->", "## Whole-model fidelity per codec: MobileNetV2 (issue 3)", "",
              f"Command: `python bench/quality.py --only mobilenet --write` · machine: {machine()} · "
              f"{time.strftime('%Y-%m-%d')}", "", "MobileNetV2 (ImageNet): top-1 agreement with the original on 200 fixed crops of "
@@ -245,6 +295,14 @@ def render_mobilenet(mobilenet: list[dict], margin_note: str) -> str:
               f"{MOBILENET_CALIBRATION} other crops (`sample_image_crops({MOBILENET_CALIBRATION}, seed=1)`); "
               "codecs chosen:"]
     lines += [f"- {r['what']}: {_counts(r['counts'])}; encoding {r['seconds']:.0f} s" for r in mobilenet if "counts" in r]
+    lines += ["", "Calibrated on other photos? The calibration crops and the judged crops above come from the same "
+              "two photos. Below, the same encodings calibrated on crops of both photos or of one only, judged on "
+              "200 further crops of each photo (`sample_image_crops(400, seed=2)`: even crops china.jpg, odd "
+              "flower.jpg):", "",
+              "| seed | calibrated on | china.jpg: agreement | distortion | flower.jpg: agreement | distortion |",
+              "|---|---|---|---|---|---|"]
+    lines += [f"| {r['what']} | {r['cal']} | {100 * r['china']['agree']:.1f} % | {r['china']['dist']:.2e} | "
+              f"{100 * r['flower']['agree']:.1f} % | {r['flower']['dist']:.2e} |" for r in photos]
     lines += ["", f"<!-- {SECTION_MOBILENET}:end -->"]
     return "\n".join(lines) + "\n"
 

@@ -57,9 +57,9 @@ using Depthwise3x3Fn = void (*)(const float* in, int64_t in_w, int64_t oh_count,
 // The same convolution over an unpadded h x in_w plane with ph rows and pw columns of
 // zero padding implied on each side: the taps read x(i, j) = in[i*in_w + j] inside the
 // plane and 0 outside it (as over a zero-filled padded copy: the same products, the same
-// results), and only the plane's h * in_w floats are read. The graph runs wide planes
-// (over 64 columns with their padding) through it, saving the padded copy (MobileNetV2's
-// 112-wide planes); narrower ones through the padded kernel, whose loads need no masks.
+// results), and only the plane's h * in_w floats are read. The graph runs wide stride-2
+// planes (over 64 columns with their padding) through it, saving the padded copy
+// (MobileNetV2's 112-wide ones); the others through the padded kernel.
 using Depthwise3x3PlaneFn = void (*)(const float* in, int64_t h, int64_t in_w, int64_t ph, int64_t pw,
                                      int64_t oh_count, int64_t ow_count, int stride, int dil, const float* w,
                                      float bias, float* out, const float* clamp);
