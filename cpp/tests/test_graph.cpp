@@ -255,17 +255,19 @@ void test_depthwise() {
   }
 }
 
-// depthwise3x3_plane of every table (the scalar twin included) against the scalar padded
-// kernel over a zero-padded copy, bit for bit for the SIMD ones against each other's
-// padded twin: the same products. The plane sits between NaN guard bands, so a read
-// outside it would make outputs NaN. Strides, dilations, paddings 0..2, and widths that
-// reach every column block, edge and tail.
+// depthwise3x3_plane of every table that has one (AVX2) against the scalar padded kernel
+// over a zero-padded copy (within the depthwise tolerance), and bit for bit against its
+// own table's padded kernel: the same products. The plane sits between NaN guard bands,
+// so a read outside it would make outputs NaN. Strides (2 runs in place, the others pad
+// a copy), dilations, paddings 0..2, and widths that reach every column block, edge and
+// tail.
 void test_depthwise_plane() {
   const GraphKernels& sk = graph_kernels(Isa::scalar);
   const float nan = std::numeric_limits<float>::quiet_NaN();
   int cases = 0;
   for (const GraphKernels* kp : gemm_tables()) {
     const GraphKernels& k = *kp;
+    if (k.depthwise3x3_plane == nullptr) continue;
     for (int stride : {1, 2, 3})
       for (int dil : {1, 2})
         for (int64_t pad : {0, 1, 2})
@@ -304,7 +306,9 @@ void test_depthwise_plane() {
               ++cases;
             }
   }
-  CHECK(cases > 1000);
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) CHECK(cases > 1000);  // the AVX2 table ran
+#endif
 }
 
 // GELU (erf), row softmax and layer norm: each SIMD kernel against its scalar twin (libm erf/exp,

@@ -59,7 +59,10 @@ using Depthwise3x3Fn = void (*)(const float* in, int64_t in_w, int64_t oh_count,
 // plane and 0 outside it (as over a zero-filled padded copy: the same products, the same
 // results), and only the plane's h * in_w floats are read. The graph runs wide stride-2
 // planes (over 64 columns with their padding) through it, saving the padded copy
-// (MobileNetV2's 112-wide ones); the others through the padded kernel.
+// (MobileNetV2's 112-wide ones); the others through the padded kernel. Null in the
+// tables without one (scalar, NEON): those pad every plane. Its reference is the scalar
+// padded kernel over a padded copy (test_graph: the same bits as the table's own padded
+// kernel).
 using Depthwise3x3PlaneFn = void (*)(const float* in, int64_t h, int64_t in_w, int64_t ph, int64_t pw,
                                      int64_t oh_count, int64_t ow_count, int stride, int dil, const float* w,
                                      float bias, float* out, const float* clamp);

@@ -50,7 +50,7 @@ void depthwise_plane(const RunContext& ctx, std::vector<float>& pad, const float
                      int64_t ph, int64_t pw, int64_t OH, int64_t OW, int64_t stride, int64_t dil, const float* w,
                      float bias, float* dst, const float* clamp) {
   const int64_t Hp = H + 2 * ph, Wp = W + 2 * pw;
-  if (Wp > kPaddedWidth && stride == 2) {
+  if (Wp > kPaddedWidth && stride == 2 && ctx.kernels.depthwise3x3_plane != nullptr) {
     ctx.kernels.depthwise3x3_plane(src, H, W, ph, pw, OH, OW, int(stride), int(dil), w, bias, dst, clamp);
     return;
   }

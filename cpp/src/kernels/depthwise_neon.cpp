@@ -2,10 +2,6 @@
 // uses the de-interleaving vld2q; other strides and the row tail go scalar.
 #include <arm_neon.h>
 
-#include <algorithm>
-#include <cstring>
-#include <vector>
-
 #include "graph_kernel_decls.h"
 
 namespace seedcore {
@@ -49,19 +45,6 @@ void depthwise3x3_neon(const float* in, int64_t in_w, int64_t oh_count, int64_t 
       out[oh * ow_count + ow] = acc;
     }
   }
-}
-
-// The unpadded-plane entry: NEON still pads a copy (per call) and runs the kernel above.
-void depthwise3x3_plane_neon(const float* in, int64_t h, int64_t in_w, int64_t ph, int64_t pw, int64_t oh_count,
-                             int64_t ow_count, int stride, int dil, const float* w, float bias, float* out,
-                             const float* clamp) {
-  const int64_t hp = (oh_count - 1) * stride + 2 * dil + 1, wp = (ow_count - 1) * stride + 2 * dil + 1;
-  std::vector<float> pad(size_t(hp * wp + 32), 0.0f);
-  // Plane rows and columns the taps reach (a stride may leave the last ones unread).
-  const int64_t rows = std::min(h, hp - ph), cols = std::max<int64_t>(0, std::min(in_w, wp - pw));
-  for (int64_t i = 0; i < rows; ++i)
-    std::memcpy(&pad[size_t((i + ph) * wp + pw)], in + i * in_w, size_t(cols) * sizeof(float));
-  depthwise3x3_neon(pad.data(), wp, oh_count, ow_count, stride, dil, w, bias, out, clamp);
 }
 
 }  // namespace seedcore

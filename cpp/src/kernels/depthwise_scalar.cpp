@@ -22,31 +22,3 @@ void depthwise3x3_scalar(const float* in, int64_t in_w, int64_t oh_count, int64_
 }
 
 }  // namespace seedcore
-
-namespace seedcore {
-
-// The unpadded-plane twin: a tap outside the plane is a product with 0, in the same order.
-void depthwise3x3_plane_scalar(const float* in, int64_t h, int64_t in_w, int64_t ph, int64_t pw, int64_t oh_count,
-                               int64_t ow_count, int stride, int dil, const float* w, float bias, float* out,
-                               const float* clamp) {
-  for (int64_t oh = 0; oh < oh_count; ++oh) {
-    for (int64_t ow = 0; ow < ow_count; ++ow) {
-      float acc = bias;
-      for (int kh = 0; kh < 3; ++kh) {
-        const int64_t i = oh * stride + kh * dil - ph;
-        for (int kw = 0; kw < 3; ++kw) {
-          const int64_t j = ow * stride + kw * dil - pw;
-          const float x = i >= 0 && i < h && j >= 0 && j < in_w ? in[i * in_w + j] : 0.0f;
-          acc += w[kh * 3 + kw] * x;
-        }
-      }
-      if (clamp) {
-        if (acc < clamp[0]) acc = clamp[0];
-        if (acc > clamp[1]) acc = clamp[1];
-      }
-      out[oh * ow_count + ow] = acc;
-    }
-  }
-}
-
-}  // namespace seedcore

@@ -15,9 +15,6 @@ namespace seedcore {
   void depthwise3x3_##isa(const float* in, int64_t in_w, int64_t oh_count, int64_t ow_count,   \
                           int stride, int dil, const float* w, float bias, float* out,       \
                           const float* clamp);                                                 \
-  void depthwise3x3_plane_##isa(const float* in, int64_t h, int64_t in_w, int64_t ph, int64_t pw, \
-                                int64_t oh_count, int64_t ow_count, int stride, int dil,         \
-                                const float* w, float bias, float* out, const float* clamp);     \
   void gelu_erf_##isa(const float* x, float* y, int64_t n);                                     \
   void softmax_row_##isa(const float* x, float* y, int64_t n);                                  \
   void layer_norm_row_##isa(const float* x, float* y, int64_t d, const float* w, const float* b, double eps);
@@ -26,6 +23,10 @@ SEEDCORE_DECLARE_GRAPH_KERNELS(scalar)
 #if defined(__x86_64__)
 SEEDCORE_DECLARE_GRAPH_KERNELS(avx2)
 SEEDCORE_DECLARE_GEMM_MICRO(avx512)  // AVX-512 has only a GEMM; depthwise stays AVX2
+// The in-place depthwise kernel exists for AVX2 only (the other tables' entry is null).
+void depthwise3x3_plane_avx2(const float* in, int64_t h, int64_t in_w, int64_t ph, int64_t pw, int64_t oh_count,
+                             int64_t ow_count, int stride, int dil, const float* w, float bias, float* out,
+                             const float* clamp);
 #endif
 #if defined(__aarch64__)
 SEEDCORE_DECLARE_GRAPH_KERNELS(neon)
