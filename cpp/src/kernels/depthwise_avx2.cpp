@@ -35,8 +35,9 @@ void depthwise_stride1(const float* in, int64_t in_w, int64_t oh_count, int64_t 
 // Stride 2, dilation 1, over a padded plane.
 void depthwise_stride2(const float* in, int64_t in_w, int64_t oh_count, int64_t ow_count, const Params& p,
                        float* out) {
-  stride2_loop(oh_count, ow_count, p, out, [&](int64_t i, int64_t c0, int64_t width, const float*& even, const float*& odd) {
-    split_even_odd(in + i * in_w + 2 * c0, width, const_cast<float*>(even), const_cast<float*>(odd));
+  stride2_loop(oh_count, ow_count, p, out, [&](int64_t i, int64_t c0, int64_t width, float* even, float* odd) {
+    split_even_odd(in + i * in_w + 2 * c0, width, even, odd);
+    return true;
   });
 }
 

@@ -65,16 +65,12 @@ void depthwise3x3_plane_avx2(const float* in, int64_t h, int64_t in_w, int64_t p
     depthwise3x3_avx2(pad.data(), wp, oh_count, ow_count, stride, dil, w, bias, out, clamp);
     return;
   }
-  alignas(32) static const float kZeros[kStripWidth + 16] = {};  // both halves of a padding row
   stride2_loop(oh_count, ow_count, make_params(w, bias, clamp), out,
-               [&](int64_t i, int64_t c0, int64_t width, const float*& even, const float*& odd) {
+               [&](int64_t i, int64_t c0, int64_t width, float* even, float* odd) {
                  i -= ph;  // padded row i is plane row i - ph; padded column 2 (c0 + k) is 2 (c0 + k) - pw
-                 if (i < 0 || i >= h) {
-                   even = odd = kZeros;
-                   return;
-                 }
-                 split_even_odd_plane(in + i * in_w, 2 * c0 - pw, in_w, width, const_cast<float*>(even),
-                                      const_cast<float*>(odd));
+                 if (i < 0 || i >= h) return false;
+                 split_even_odd_plane(in + i * in_w, 2 * c0 - pw, in_w, width, even, odd);
+                 return true;
                });
   _mm256_zeroupper();  // see depthwise3x3_avx2
 }
