@@ -63,6 +63,8 @@ ALLOC_TARGETS = ((4.0, {}, "-seq"), (4.0, OUTPUT_METRIC, "-out"), (4.0, {"sequen
                  (4.0, PLAIN, ""))
 MOBILENET_ALLOC_TARGETS = ((4.0, {}, ""), (6.0, {}, ""), (4.0, OUTPUT_METRIC, ""), (4.0, {"sequential": False}, ""),
                            (4.0, PLAIN, ""))
+#: the encodings judged per photo (mobilenet_photo_rows): label, extract options at 4.0 bpw
+PHOTO_VARIANTS = (("default (4.0 bpw)", {}), ("plain rounding (4.0 bpw)", PLAIN))
 #: calibration crops of MobileNetV2 (``sample_image_crops(N, seed=1)``: others than the 200 judged)
 MOBILENET_CALIBRATION = 64
 
@@ -87,9 +89,6 @@ def minilm_rows() -> list[dict]:
         cos = (out * ref).sum(1) / np.linalg.norm(out, axis=1) / np.linalg.norm(ref, axis=1)
         ra = seed.provenance["rate_allocation"]
         label = _allocation_label(target, kw)
-        if target == 4.0 and kw in ({}, PLAIN):
-            both.append({"what": "default (4.0 bpw)" if not kw else "plain rounding (4.0 bpw)",
-                         "cal": f"both photos ({MOBILENET_CALIBRATION} crops)", **_per_photo(model, x4, logits4)})
         rows.append({"what": label, "bpw": seedcore.load(path).info().bpw,
                      "mean": float(cos.mean()), "min": float(cos.min()),
                      "pred": 1 - ra["predicted_distortion"] / 2, "counts": ra["counts"],
@@ -175,7 +174,7 @@ def mobilenet_photo_rows(module, both: list[dict], x: np.ndarray, logits: np.nda
     rows = list(both)
     for photo, cal in (("china.jpg", cal_all[0::2]), ("flower.jpg", cal_all[1::2])):
         cal = torch.as_tensor(cal)
-        for label, kw in (("default (4.0 bpw)", {}), ("plain rounding (4.0 bpw)", PLAIN)):
+        for label, kw in PHOTO_VARIANTS:
             seed = seedcore.extract(module, example_inputs=(cal[:2],), calibration=(cal,), target_bpw=4.0,
                                     progress=False, **kw)
             path = OUT / "mobilenet-quality.seed"
@@ -216,9 +215,8 @@ def mobilenet_rows() -> tuple[list[dict], str, list[dict]]:
         out = next(iter(model.run({model.input_specs[0]["name"]: x}, threads=0).values()))
         ra = seed.provenance["rate_allocation"]
         label = _allocation_label(target, kw)
-        if target == 4.0 and kw in ({}, PLAIN):
-            both.append({"what": "default (4.0 bpw)" if not kw else "plain rounding (4.0 bpw)",
-                         "cal": f"both photos ({MOBILENET_CALIBRATION} crops)", **_per_photo(model, x4, logits4)})
+        both += [{"what": what, "cal": f"both photos ({MOBILENET_CALIBRATION} crops)", **_per_photo(model, x4, logits4)}
+                 for what, pkw in PHOTO_VARIANTS if target == 4.0 and kw == pkw]
         rows.append({"what": label, "bpw": 8 * path.stat().st_size / nparams, "agree": float((out.argmax(1) == ref).mean()),
                      "dist": _distortion(out, logits), "counts": ra["counts"],
                      "seconds": float(seed.provenance["encode_seconds"])})

@@ -87,11 +87,7 @@ void depthwise_generic(const float* in, int64_t in_w, int64_t oh_count, int64_t 
 
 void depthwise3x3_avx2(const float* in, int64_t in_w, int64_t oh_count, int64_t ow_count, int stride, int dil,
                        const float* w, float bias, float* out, const float* clamp) {
-  Params p;
-  for (int t = 0; t < 9; ++t) p.w[t] = _mm256_set1_ps(w[t]);
-  p.bias = bias;
-  p.lo = clamp ? clamp[0] : -__builtin_inff();
-  p.hi = clamp ? clamp[1] : __builtin_inff();
+  const Params p = make_params(w, bias, clamp);
   if (dil == 1 && stride == 1)
     depthwise_stride1(in, in_w, oh_count, ow_count, p, out);
   else if (dil == 1 && stride == 2)
