@@ -209,19 +209,22 @@ void test_gemm_micro_twins() {
   }
 }
 
-// Each transposing B packer against the scalar one (ragged rows and k included).
+// Each transposing packer against the scalar one (ragged rows and k included), at the
+// width of B's panels (NR) and of A's micro-panels (MR: gemm.cpp packs row-major A with it).
 void test_gemm_pack_bt_twins() {
   const GraphKernels& sk = graph_kernels(Isa::scalar);
   for (const GraphKernels* kp : gemm_tables()) {
-    for (int64_t K : {1, 7, 8, 19, 256}) {
-      for (int nr = 1; nr <= kp->nr; nr += 5) {
-        const ptrdiff_t w_rs = K + 3;
-        std::vector<float> w = randn(size_t(kp->nr * w_rs));
-        std::vector<float> got(size_t(K * kp->nr), -1.0f), want(size_t(K * kp->nr), -2.0f);
-        kp->gemm_pack_bt(w.data(), w_rs, K, nr, kp->nr, got.data());
-        sk.gemm_pack_bt(w.data(), w_rs, K, nr, kp->nr, want.data());
-        CHECK_MSG(got == want, "%s(mr=%d) gemm_pack_bt K=%lld nr=%d differs from the scalar packer",
-                  isa_name(kp->isa), kp->mr, (long long)K, nr);
+    for (const int width : {kp->nr, kp->mr}) {
+      for (int64_t K : {1, 7, 8, 19, 256}) {
+        for (int nr = 1; nr <= width; nr += (width == kp->nr ? 5 : 1)) {
+          const ptrdiff_t w_rs = K + 3;
+          std::vector<float> w = randn(size_t(width * w_rs));
+          std::vector<float> got(size_t(K * width), -1.0f), want(size_t(K * width), -2.0f);
+          kp->gemm_pack_bt(w.data(), w_rs, K, nr, width, got.data());
+          sk.gemm_pack_bt(w.data(), w_rs, K, nr, width, want.data());
+          CHECK_MSG(got == want, "%s(mr=%d) gemm_pack_bt K=%lld nr=%d width=%d differs from the scalar packer",
+                    isa_name(kp->isa), kp->mr, (long long)K, nr, width);
+        }
       }
     }
   }

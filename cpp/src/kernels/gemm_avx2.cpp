@@ -209,10 +209,12 @@ void gemm_micro_rows_avx2(int m, int kc, const float* a, const float* b, ptrdiff
   _mm256_zeroupper();  // clean upper state for the SSE code that follows (see depthwise_avx2.cpp)
 }
 
-// Transposing B packer: 8 rows x 8 k at a time through an in-register 8 x 8
-// transpose (unpack / shuffle / permute2f128), ragged rows and k through the scalar twin.
+// Transposing packer (B panels, and A micro-panels of row-major A): 8 rows x 8 k at a
+// time through an in-register 8 x 8 transpose (unpack / shuffle / permute2f128), then 4
+// rows x 8 k (the last 4 of the AVX-512 kernel's 12-row A micro-panels), ragged rows and
+// k as in the scalar twin.
 void gemm_pack_bt_avx2(const float* w, ptrdiff_t w_rs, int64_t K, int nr, int NR, float* dst) {
-  const int nr8 = nr / 8 * 8;
+  const int nr8 = nr / 8 * 8, nr4 = nr / 4 * 4;
   const int64_t K8 = K / 8 * 8;
   for (int j0 = 0; j0 < nr8; j0 += 8) {
     const float* src = w + j0 * w_rs;
@@ -242,8 +244,30 @@ void gemm_pack_bt_avx2(const float* w, ptrdiff_t w_rs, int64_t K, int nr, int NR
     for (int64_t k = K8; k < K; ++k)
       for (int j = 0; j < 8; ++j) dst[k * NR + j0 + j] = src[j * w_rs + k];
   }
+  if (nr4 > nr8) {  // 4 rows: the 8 x 8 steps on half the rows, each k's 4 floats from one 128-bit half
+    const float* src = w + nr8 * w_rs;
+    for (int64_t k0 = 0; k0 < K8; k0 += 8) {
+      const __m256 r0 = _mm256_loadu_ps(src + 0 * w_rs + k0), r1 = _mm256_loadu_ps(src + 1 * w_rs + k0);
+      const __m256 r2 = _mm256_loadu_ps(src + 2 * w_rs + k0), r3 = _mm256_loadu_ps(src + 3 * w_rs + k0);
+      const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+      const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+      const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+      const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+      float* d = dst + k0 * NR + nr8;
+      _mm_storeu_ps(d + 0 * NR, _mm256_castps256_ps128(u0));
+      _mm_storeu_ps(d + 1 * NR, _mm256_castps256_ps128(u1));
+      _mm_storeu_ps(d + 2 * NR, _mm256_castps256_ps128(u2));
+      _mm_storeu_ps(d + 3 * NR, _mm256_castps256_ps128(u3));
+      _mm_storeu_ps(d + 4 * NR, _mm256_extractf128_ps(u0, 1));
+      _mm_storeu_ps(d + 5 * NR, _mm256_extractf128_ps(u1, 1));
+      _mm_storeu_ps(d + 6 * NR, _mm256_extractf128_ps(u2, 1));
+      _mm_storeu_ps(d + 7 * NR, _mm256_extractf128_ps(u3, 1));
+    }
+    for (int64_t k = K8; k < K; ++k)
+      for (int j = 0; j < 4; ++j) dst[k * NR + nr8 + j] = src[j * w_rs + k];
+  }
   for (int64_t k = 0; k < K; ++k)
-    for (int j = nr8; j < NR; ++j) dst[k * NR + j] = j < nr ? w[j * w_rs + k] : 0.0f;
+    for (int j = nr4; j < NR; ++j) dst[k * NR + j] = j < nr ? w[j * w_rs + k] : 0.0f;
   _mm256_zeroupper();  // clean upper state for the SSE code that follows (see depthwise_avx2.cpp)
 }
 
