@@ -46,6 +46,7 @@ using GemmMicroRowsFn = void (*)(int m, int kc, const float* a, const float* b, 
 
 // Packs one B panel whose columns are contiguous rows of `w` (a linear layer's weight,
 // B = Wᵀ): dst[k*NR + j] = w[j*w_rs + k] for k < K, j < nr, and 0 for nr <= j < NR.
+// The GEMM driver packs A's micro-panels of row-major A with it too (NR = nr = MR).
 using GemmPackBtFn = void (*)(const float* w, ptrdiff_t w_rs, int64_t K, int nr, int NR, float* dst);
 
 // Depthwise 3x3 convolution of one channel over a zero-padded input plane:
