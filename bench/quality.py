@@ -142,10 +142,22 @@ def minilm_allocated(module, tokenize, target: float, kw: dict | None = None, ta
     return path, float(seed.provenance["encode_seconds"]), seed
 
 
+def _assembled(seed):
+    """(path, model): ``seed`` saved as bench/out/mobilenet-quality.seed and assembled from there."""
+    path = OUT / "mobilenet-quality.seed"
+    seed.save(path)
+    return path, seedcore.assemble(path)
+
+
+def _outputs(model, x: np.ndarray) -> np.ndarray:
+    """The assembled MobileNetV2's logits on the crops ``x`` (all threads)."""
+    return next(iter(model.run({model.input_specs[0]["name"]: x}, threads=0).values()))
+
+
 def _per_photo(model, x: np.ndarray, logits: np.ndarray) -> dict:
     """Agreement and distortion of an assembled model on the crops of each photo
     (``sample_image_crops`` alternates them: even crops china.jpg, odd flower.jpg)."""
-    out = next(iter(model.run({model.input_specs[0]["name"]: x}, threads=0).values()))
+    out = _outputs(model, x)
     return {photo: {"agree": float((out[sl].argmax(1) == logits[sl].argmax(1)).mean()),
                     "dist": _distortion(out[sl], logits[sl])}
             for photo, sl in (("china", slice(0, None, 2)), ("flower", slice(1, None, 2)))}
@@ -177,10 +189,8 @@ def mobilenet_photo_rows(module, both: list[dict], x: np.ndarray, logits: np.nda
         for label, kw in PHOTO_VARIANTS:
             seed = seedcore.extract(module, example_inputs=(cal[:2],), calibration=(cal,), target_bpw=4.0,
                                     progress=False, **kw)
-            path = OUT / "mobilenet-quality.seed"
-            seed.save(path)
             rows.append({"what": label, "cal": f"{photo} only ({len(cal)} crops)",
-                         **_per_photo(seedcore.assemble(path), x, logits)})
+                         **_per_photo(_assembled(seed)[1], x, logits)})
     return rows
 
 
@@ -209,10 +219,8 @@ def mobilenet_rows() -> tuple[list[dict], str, list[dict]]:
     for target, kw, _ in MOBILENET_ALLOC_TARGETS:
         seed = seedcore.extract(module, example_inputs=(cal[:2],), calibration=(cal,), target_bpw=target,
                                 progress=False, **kw)
-        path = OUT / "mobilenet-quality.seed"
-        seed.save(path)
-        model = seedcore.assemble(path)
-        out = next(iter(model.run({model.input_specs[0]["name"]: x}, threads=0).values()))
+        path, model = _assembled(seed)
+        out = _outputs(model, x)
         ra = seed.provenance["rate_allocation"]
         label = _allocation_label(target, kw)
         both += [{"what": what, "cal": f"both photos ({MOBILENET_CALIBRATION} crops)", **_per_photo(model, x4, logits4)}
@@ -225,10 +233,8 @@ def mobilenet_rows() -> tuple[list[dict], str, list[dict]]:
             rules = [(n, "raw:float16") for n in small] if keep_small else None
             seed = seedcore.extract(module, example_inputs=example, codec=codec, bits=bits, rules=rules,
                                     progress=False)
-            path = OUT / "mobilenet-quality.seed"
-            seed.save(path)
-            model = seedcore.assemble(path)
-            out = next(iter(model.run({model.input_specs[0]["name"]: x}, threads=0).values()))
+            path, model = _assembled(seed)
+            out = _outputs(model, x)
             label = f"{codec}{f' {bits} bpw' if bits else ''}" + (
                 f", the {len(small)} per-channel-small tensors float16" if keep_small else "")
             rows.append({"what": label, "bpw": 8 * path.stat().st_size / nparams,
@@ -237,10 +243,8 @@ def mobilenet_rows() -> tuple[list[dict], str, list[dict]]:
     seed = seedcore.extract(module, example_inputs=(cal[:2],), calibration=(cal,), codec="q8",
                             rules=[(n, "raw:float16") for n in small], gptq=True, bias_correction=True,
                             sequential=True, progress=False)
-    path = OUT / "mobilenet-quality.seed"
-    seed.save(path)
-    model = seedcore.assemble(path)
-    out = next(iter(model.run({model.input_specs[0]["name"]: x}, threads=0).values()))
+    path, model = _assembled(seed)
+    out = _outputs(model, x)
     rows.append({"what": f"q8, the {len(small)} per-channel-small tensors float16, with gptq, the sequential pass "
                          f"and bias correction (same calibration)", "bpw": 8 * path.stat().st_size / nparams,
                  "agree": float((out.argmax(1) == ref).mean()), "dist": _distortion(out, logits)})
