@@ -284,6 +284,9 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
           }
         }
         const int64_t micro_panels = ceil_div(i_end - i_begin, MR);
+        auto fetch_next = [next_b](int64_t l0, int64_t l1) {  // lines [l0, l1) of the next chunk, into L2
+          for (int64_t l = l0; l < l1; ++l) __builtin_prefetch(reinterpret_cast<const char*>(next_b) + l * 64, 0, 2);
+        };
         const float* ap = a_block;
         for (int64_t i0 = i_begin; i0 < i_end; i0 += MR, ap += int64_t(kc) * MR) {
           const int mr = int(std::min<int64_t>(MR, i_end - i0));
@@ -299,8 +302,7 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
             pf1 = next_lines * (idx + 1) / micro_panels;
           }
           const bool sliced = pf1 - pf0 > kPrefetchBurst && mr == MR && c_direct && g1 - g0 == 1 && g.N - g0 * NR >= NR;
-          if (!sliced)
-            for (int64_t l = pf0; l < pf1; ++l) __builtin_prefetch(reinterpret_cast<const char*>(next_b) + l * 64, 0, 2);
+          if (!sliced) fetch_next(pf0, pf1);
           const float* row_bias = nullptr;
           if (first && kernel_bias) {
             if (mr == MR) {
@@ -339,8 +341,7 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
                 int k0 = 0;
                 for (int64_t s = 0; s < slices; ++s) {
                   const int k1 = int(int64_t(kc) * (s + 1) / slices);
-                  const int64_t q0 = pf0 + (pf1 - pf0) * s / slices, q1 = pf0 + (pf1 - pf0) * (s + 1) / slices;
-                  for (int64_t l = q0; l < q1; ++l) __builtin_prefetch(reinterpret_cast<const char*>(next_b) + l * 64, 0, 2);
+                  fetch_next(pf0 + (pf1 - pf0) * s / slices, pf0 + (pf1 - pf0) * (s + 1) / slices);
                   const bool head = s == 0;
                   kern.gemm_micro(k1 - k0, ap + int64_t(k0) * MR, bp + int64_t(k0) * b_ks, b_ks, cp, g.c_rs, head ? acc : true,
                                   head ? row_bias : nullptr, head ? col_bias : nullptr, s == slices - 1 ? clamp : nullptr);
