@@ -203,6 +203,25 @@ void test_gemm_micro_twins() {
             CHECK_MSG(same, "%s(mr=%d) gemm_micro_rows m=%d kc=%d mode=%d differs from the full kernel",
                       isa_name(rk->isa), rk->mr, m, kc, mode);
           }
+          // the columns kernel: the first n columns, bit for bit the full kernel's, the
+          // others untouched, with B as a panel (b_ks = NR) and as n columns in place at the
+          // very end of its buffer (b_ks = n + 3, NaN between the rows)
+          for (int n = 1; n <= rk->nr; ++n) {
+            const ptrdiff_t tight_ks = n + 3;
+            std::vector<float> b_tight(size_t((kc - 1) * tight_ks + n), std::nanf(""));
+            for (int kk = 0; kk < kc; ++kk)
+              for (int j = 0; j < n; ++j) b_tight[size_t(kk * tight_ks + j)] = b_rk[size_t(kk * rk->nr + j)];
+            for (const bool tight : {false, true}) {
+              std::vector<float> part = c_rk;
+              rk->gemm_micro_cols(n, kc, a_rk.data(), tight ? b_tight.data() : b_rk.data(), tight ? tight_ks : rk->nr,
+                                  part.data(), rk->nr, acc, row_bias, col_bias, clamp);
+              bool same = true;
+              for (int i = 0; i < rk->mr * rk->nr; ++i)
+                same &= i % rk->nr < n ? part[size_t(i)] == full_rk[size_t(i)] : part[size_t(i)] == c_rk[size_t(i)];
+              CHECK_MSG(same, "%s(mr=%d) gemm_micro_cols n=%d kc=%d mode=%d tight=%d differs from the full kernel",
+                        isa_name(rk->isa), rk->mr, n, kc, mode, int(tight));
+            }
+          }
         }
       }
     }

@@ -44,6 +44,16 @@ using GemmMicroKernelFn = void (*)(int kc, const float* a, const float* b, ptrdi
 using GemmMicroRowsFn = void (*)(int m, int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c,
                                  ptrdiff_t c_rs, bool accumulate, const float* row_bias, const float* col_bias, const float* clamp);
 
+// The micro-kernel's contract for the first n columns of the tile (1 <= n <= NR; all MR
+// rows): the same operations per element, reading only n floats of B per k and writing
+// only those columns of C (`col_bias` n floats). A ragged last column panel (MobileNetV2's
+// 7 x 7 planes: 49 = 32 + 17 columns under the 32-wide AVX-512 tile) then costs what its
+// width needs, not a full tile through a buffer, and B may be read in place up to its
+// last column.
+using GemmMicroColsFn = void (*)(int n, int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c,
+                                 ptrdiff_t c_rs, bool accumulate, const float* row_bias, const float* col_bias,
+                                 const float* clamp);
+
 // Packs one B panel whose columns are contiguous rows of `w` (a linear layer's weight,
 // B = Wᵀ): dst[k*NR + j] = w[j*w_rs + k] for k < K, j < nr, and 0 for nr <= j < NR.
 // The GEMM driver packs A's micro-panels of row-major A with it too (NR = nr = MR).
@@ -83,6 +93,7 @@ struct GraphKernels {
   int kc;      // K chunk: fixed per table, never derived from the thread count
   GemmMicroKernelFn gemm_micro;
   GemmMicroRowsFn gemm_micro_rows;
+  GemmMicroColsFn gemm_micro_cols;
   GemmPackBtFn gemm_pack_bt;
   Depthwise3x3Fn depthwise3x3;
   Depthwise3x3PlaneFn depthwise3x3_plane;

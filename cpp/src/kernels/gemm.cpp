@@ -176,7 +176,11 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
   // B read in place: row-major, whole panels only, and rows not a multiple of 4 KiB
   // apart (such strides map every row of a micro-panel onto the same L1 sets).
   const bool b_in_place = g.b_packed == nullptr && g.b_ns == 1 && (g.b_ks * int64_t(sizeof(float))) % 4096 != 0;
-  const int64_t direct_panels = b_in_place ? g.N / NR : 0;
+  const bool c_direct = g.c_cs == 1;
+  // A ragged last panel goes through the table's columns kernel, which reads only its nr
+  // columns of B: then it may be read in place too.
+  const bool cols_kernel = kern.gemm_micro_cols != nullptr;
+  const int64_t direct_panels = b_in_place ? (cols_kernel ? n_panels : g.N / NR) : 0;
   const int64_t packed_panels = n_panels - direct_panels;
   // With one or two row blocks each B panel is used once or twice: pack each KC x NR
   // micro-panel just before use into a per-worker buffer that stays in L1, instead of
@@ -199,7 +203,6 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
   const int64_t a_block_floats = g.a_packed ? 0 : std::min(mc, ceil_div(g.M, MR) * MR) * std::min<int64_t>(KC, g.K);
   AlignedFloats packed_a = alloc_floats(a_block_floats * workers);
   const int64_t m_padded = ceil_div(g.M, MR) * MR;
-  const bool c_direct = g.c_cs == 1;
   // A per-row bias alone (a convolution's) starts the tile inside the micro-kernel (one
   // broadcast per row); other bias/accumulate combinations are written into C first.
   // Likewise a per-column bias alone (a linear layer's), NR floats per panel.
@@ -332,9 +335,14 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
                 col_bias = edge_col_bias;
               }
             }
-            if (c_direct && nr == NR && (mr == MR || few_rows)) {
+            // A ragged panel takes the columns kernel (MobileNetV2's 7 x 7 planes: 49 = 32 + 17
+            // columns; 17 as a full 32-wide tile through the buffer cost a third of those convs).
+            const bool cols = cols_kernel && nr < NR;
+            if (c_direct && (nr == NR || cols) && (mr == MR || (few_rows && !cols))) {
               if (first && tile_start) start_tile(g, i0, col0, mr, nr, cp, g.c_rs);
-              if (sliced) {
+              if (cols) {
+                kern.gemm_micro_cols(nr, kc, ap, bp, b_ks, cp, g.c_rs, acc, row_bias, col_bias, clamp);
+              } else if (sliced) {
                 // The same FMAs in the same k order: each slice after the first continues
                 // from the C it stored (exact), the bias starts the first, the clamp ends the last.
                 const int64_t slices = std::min<int64_t>(kc, ceil_div(pf1 - pf0, kPrefetchBurst));
@@ -368,7 +376,9 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
                   for (int j = 0; j < nr; ++j) tile[i * NR + j] = cp[i * g.c_rs + j * g.c_cs];
               if (first) start_tile(g, i0, col0, mr, nr, tile, NR);
             }
-            if (few_rows)
+            if (cols)  // all MR rows into the tile (A's rows past mr are zero), mr of them stored
+              kern.gemm_micro_cols(nr, kc, ap, bp, b_ks, tile, NR, acc, row_bias, col_bias, clamp);
+            else if (few_rows)
               kern.gemm_micro_rows(mr, kc, ap, bp, b_ks, tile, NR, acc, row_bias, col_bias, clamp);
             else
               kern.gemm_micro(kc, ap, bp, b_ks, tile, NR, acc, row_bias, col_bias, clamp);

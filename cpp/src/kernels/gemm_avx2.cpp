@@ -209,6 +209,109 @@ void gemm_micro_rows_avx2(int m, int kc, const float* a, const float* b, ptrdiff
   _mm256_zeroupper();  // clean upper state for the SSE code that follows (see depthwise_avx2.cpp)
 }
 
+namespace {
+
+// The tile's MR = 6 rows x its first n columns in one k loop: NB blocks of 8 columns
+// along N (6 accumulators each, B's row through a load masked to the block's width, A
+// broadcast), then J columns along M (one accumulator of the 6 rows per column: a masked
+// load of the packed A micro-panel's 6 floats, B's element broadcast).
+template <int NB, int J>
+inline void cols_avx2(int n, int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
+                      bool accumulate, const float* row_bias, const float* col_bias, const float* clamp) {
+  constexpr int MR = kAvx2Mr;
+  constexpr int NBX = NB > 0 ? NB : 1, JX = J > 0 ? J : 1;
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const int jm = n - J;
+  __m256i mask[NBX];
+  for (int blk = 0; blk < NB; ++blk) mask[blk] = _mm256_cmpgt_epi32(_mm256_set1_epi32(jm - 8 * blk), lanes);
+  const __m256i rows = _mm256_cmpgt_epi32(_mm256_set1_epi32(MR), lanes);
+  alignas(32) float t[8] = {};
+  __m256 an[NBX][MR], am[JX];
+  for (int blk = 0; blk < NB; ++blk)
+    for (int r = 0; r < MR; ++r) {
+      if (accumulate)
+        an[blk][r] = _mm256_maskload_ps(c + r * c_rs + 8 * blk, mask[blk]);
+      else if (row_bias || !col_bias)
+        an[blk][r] = _mm256_set1_ps(row_bias ? row_bias[r] : 0.0f);
+      else
+        an[blk][r] = _mm256_maskload_ps(col_bias + 8 * blk, mask[blk]);
+    }
+  for (int q = 0; q < J; ++q) {
+    if (accumulate) {
+      for (int i = 0; i < MR; ++i) t[i] = c[i * c_rs + jm + q];
+      am[q] = _mm256_load_ps(t);
+    } else if (row_bias || !col_bias) {
+      am[q] = row_bias ? _mm256_maskload_ps(row_bias, rows) : _mm256_setzero_ps();
+    } else {
+      am[q] = _mm256_set1_ps(col_bias[jm + q]);
+    }
+  }
+  for (int k = 0; k < kc; ++k) {
+    const float* ak = a + k * MR;
+    const float* bk = b + k * b_ks;
+    if (NB > 0) {
+      __m256 bv[NBX];
+      for (int blk = 0; blk < NB; ++blk) bv[blk] = _mm256_maskload_ps(bk + 8 * blk, mask[blk]);
+      for (int r = 0; r < MR; ++r) {
+        const __m256 ar = _mm256_broadcast_ss(ak + r);
+        for (int blk = 0; blk < NB; ++blk) an[blk][r] = _mm256_fmadd_ps(bv[blk], ar, an[blk][r]);
+      }
+    }
+    if (J > 0) {
+      const __m256 av = _mm256_maskload_ps(ak, rows);
+      for (int q = 0; q < J; ++q) am[q] = _mm256_fmadd_ps(_mm256_broadcast_ss(bk + jm + q), av, am[q]);
+    }
+  }
+  const __m256 lo = _mm256_set1_ps(clamp ? clamp[0] : 0.0f), hi = _mm256_set1_ps(clamp ? clamp[1] : 0.0f);
+  for (int blk = 0; blk < NB; ++blk)
+    for (int r = 0; r < MR; ++r) {
+      __m256 v = an[blk][r];
+      if (clamp) v = _mm256_min_ps(hi, _mm256_max_ps(lo, v));
+      _mm256_maskstore_ps(c + r * c_rs + 8 * blk, mask[blk], v);
+    }
+  for (int q = 0; q < J; ++q) {
+    __m256 v = am[q];
+    if (clamp) v = _mm256_min_ps(hi, _mm256_max_ps(lo, v));
+    _mm256_store_ps(t, v);
+    for (int i = 0; i < MR; ++i) c[i * c_rs + jm + q] = t[i];
+  }
+}
+
+}  // namespace
+
+// The first n columns (1 <= n <= NR) of gemm_micro_avx2's tile, the same operations per
+// element (`acc = a * b + acc` in k order, the clamp as max(lo, v) then min(hi, v)),
+// reading only n columns of B and writing only those of C: a block of 8 columns along N
+// (6 FMAs per k), up to 4 left over along M (one FMA per column per k; more are a masked
+// block along N), against the full tile's 12 FMAs per k for any width.
+void gemm_micro_cols_avx2(int n, int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
+                          bool accumulate, const float* row_bias, const float* col_bias, const float* clamp) {
+  const int nb = n / 8, rem = n % 8;
+#define SEEDCORE_COLS(NB, J) cols_avx2<NB, J>(n, kc, a, b, b_ks, c, c_rs, accumulate, row_bias, col_bias, clamp)
+  if (rem > 4 || nb == 2) {  // along N only, the last block masked
+    if (n > 8) SEEDCORE_COLS(2, 0); else SEEDCORE_COLS(1, 0);
+  } else if (nb == 0) {
+    switch (rem) {
+      case 1: SEEDCORE_COLS(0, 1); break;
+      case 2: SEEDCORE_COLS(0, 2); break;
+      case 3: SEEDCORE_COLS(0, 3); break;
+      case 4: SEEDCORE_COLS(0, 4); break;
+      default: break;
+    }
+  } else {
+    switch (rem) {
+      case 0: SEEDCORE_COLS(1, 0); break;
+      case 1: SEEDCORE_COLS(1, 1); break;
+      case 2: SEEDCORE_COLS(1, 2); break;
+      case 3: SEEDCORE_COLS(1, 3); break;
+      case 4: SEEDCORE_COLS(1, 4); break;
+      default: break;
+    }
+  }
+#undef SEEDCORE_COLS
+  _mm256_zeroupper();
+}
+
 // Transposing packer (B panels, and A micro-panels of row-major A): 8 rows x 8 k at a
 // time through an in-register 8 x 8 transpose (unpack / shuffle / permute2f128), then 4
 // rows x 8 k (the last 4 of the AVX-512 kernel's 12-row A micro-panels), ragged rows and

@@ -353,3 +353,121 @@ void gemm_micro_rows_avx512(int m, int kc, const float* a, const float* b, ptrdi
 }
 
 }  // namespace seedcore
+
+namespace seedcore {
+namespace {
+
+// The tile's MR rows x its first n columns in one k loop: NB blocks of 16 columns along
+// N (MR accumulators each, B's row through a load masked to the block's width, A
+// broadcast), then J columns along M (one accumulator of all MR rows per column: a
+// masked load of the packed A micro-panel's MR floats, B's element broadcast).
+template <int NB, int J>
+inline void cols_avx512(int n, int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
+                        bool accumulate, const float* row_bias, const float* col_bias, const float* clamp) {
+  constexpr int MR = kAvx512Mr;
+  constexpr int NBX = NB > 0 ? NB : 1, JX = J > 0 ? J : 1;
+  const int jm = n - J;  // the first column along M
+  __mmask16 mask[NBX];
+  for (int blk = 0; blk < NB; ++blk) {
+    const int w = jm - 16 * blk < 16 ? jm - 16 * blk : 16;
+    mask[blk] = __mmask16((1u << w) - 1u);
+  }
+  const __mmask16 rows = __mmask16((1u << MR) - 1u);
+  alignas(64) float t[16];
+  __m512 an[NBX][MR], am[JX];
+  for (int blk = 0; blk < NB; ++blk)
+    for (int r = 0; r < MR; ++r) {
+      if (accumulate)
+        an[blk][r] = _mm512_maskz_loadu_ps(mask[blk], c + r * c_rs + 16 * blk);
+      else if (row_bias || !col_bias)
+        an[blk][r] = _mm512_set1_ps(row_bias ? row_bias[r] : 0.0f);
+      else
+        an[blk][r] = _mm512_maskz_loadu_ps(mask[blk], col_bias + 16 * blk);
+    }
+  for (int q = 0; q < J; ++q) {
+    if (accumulate) {
+      for (int i = 0; i < MR; ++i) t[i] = c[i * c_rs + jm + q];
+      am[q] = _mm512_maskz_load_ps(rows, t);
+    } else if (row_bias || !col_bias) {
+      am[q] = row_bias ? _mm512_maskz_loadu_ps(rows, row_bias) : _mm512_setzero_ps();
+    } else {
+      am[q] = _mm512_set1_ps(col_bias[jm + q]);
+    }
+  }
+  const float* bk = b;
+  for (int k = 0; k < kc; ++k, bk += b_ks) {
+    const float* ak = a + k * MR;
+    if (NB > 0) {
+      __m512 bv[NBX];
+      for (int blk = 0; blk < NB; ++blk) bv[blk] = _mm512_maskz_loadu_ps(mask[blk], bk + 16 * blk);
+      for (int r = 0; r < MR; ++r) {
+        const __m512 ar = _mm512_set1_ps(ak[r]);
+        for (int blk = 0; blk < NB; ++blk) an[blk][r] = _mm512_fmadd_ps(bv[blk], ar, an[blk][r]);
+      }
+    }
+    if (J > 0) {
+      const __m512 av = _mm512_maskz_loadu_ps(rows, ak);
+      for (int q = 0; q < J; ++q) am[q] = _mm512_fmadd_ps(_mm512_set1_ps(bk[jm + q]), av, am[q]);
+    }
+  }
+  const __m512 lo = _mm512_set1_ps(clamp ? clamp[0] : 0.0f), hi = _mm512_set1_ps(clamp ? clamp[1] : 0.0f);
+  for (int blk = 0; blk < NB; ++blk)
+    for (int r = 0; r < MR; ++r) {
+      __m512 v = an[blk][r];
+      if (clamp) v = _mm512_min_ps(hi, _mm512_max_ps(lo, v));
+      _mm512_mask_storeu_ps(c + r * c_rs + 16 * blk, mask[blk], v);
+    }
+  for (int q = 0; q < J; ++q) {
+    __m512 v = am[q];
+    if (clamp) v = _mm512_min_ps(hi, _mm512_max_ps(lo, v));
+    _mm512_store_ps(t, v);
+    for (int i = 0; i < MR; ++i) c[i * c_rs + jm + q] = t[i];
+  }
+}
+
+}  // namespace
+
+// The first n columns (1 <= n <= NR) of gemm_micro_avx512's tile, the same operations
+// per element (`acc = a * b + acc` in k order, the clamp as max(lo, v) then min(hi, v)),
+// reading only n columns of B and writing only those of C. A block of 16 columns goes
+// along N (12 FMAs per k); up to 8 left over go along M, one FMA per column per k (more
+// are a masked block along N), against the full tile's 24 FMAs per k for any width:
+// MobileNetV2's 7 x 7 planes are 49 = 32 + 16 + 1 columns, its 14 x 14 ones 6 x 32 + 4.
+void gemm_micro_cols_avx512(int n, int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
+                            bool accumulate, const float* row_bias, const float* col_bias, const float* clamp) {
+  const int rem = n % 16;
+  const int nb = n / 16;
+#define SEEDCORE_COLS(NB, J) cols_avx512<NB, J>(n, kc, a, b, b_ks, c, c_rs, accumulate, row_bias, col_bias, clamp)
+  if (rem > 8 || (nb == 2 && rem == 0)) {  // along N only, the last block masked
+    if (n > 16) SEEDCORE_COLS(2, 0); else SEEDCORE_COLS(1, 0);
+  } else if (nb == 0) {
+    switch (rem) {
+      case 1: SEEDCORE_COLS(0, 1); break;
+      case 2: SEEDCORE_COLS(0, 2); break;
+      case 3: SEEDCORE_COLS(0, 3); break;
+      case 4: SEEDCORE_COLS(0, 4); break;
+      case 5: SEEDCORE_COLS(0, 5); break;
+      case 6: SEEDCORE_COLS(0, 6); break;
+      case 7: SEEDCORE_COLS(0, 7); break;
+      case 8: SEEDCORE_COLS(0, 8); break;
+      default: break;
+    }
+  } else {
+    switch (rem) {
+      case 0: SEEDCORE_COLS(1, 0); break;
+      case 1: SEEDCORE_COLS(1, 1); break;
+      case 2: SEEDCORE_COLS(1, 2); break;
+      case 3: SEEDCORE_COLS(1, 3); break;
+      case 4: SEEDCORE_COLS(1, 4); break;
+      case 5: SEEDCORE_COLS(1, 5); break;
+      case 6: SEEDCORE_COLS(1, 6); break;
+      case 7: SEEDCORE_COLS(1, 7); break;
+      case 8: SEEDCORE_COLS(1, 8); break;
+      default: break;
+    }
+  }
+#undef SEEDCORE_COLS
+  _mm256_zeroupper();
+}
+
+}  // namespace seedcore

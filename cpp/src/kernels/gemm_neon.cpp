@@ -110,6 +110,70 @@ void gemm_micro_rows_neon(int m, int kc, const float* a, const float* b, ptrdiff
   }
 }
 
+namespace {
+
+// The tile's MR = 8 rows x its first J columns along M, in one k loop: per column two
+// accumulators hold the 8 rows (the packed A micro-panel's 8 floats per k), B's element
+// broadcast.
+template <int J>
+inline void cols_neon(int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
+                      bool accumulate, const float* row_bias, const float* col_bias, const float* clamp) {
+  constexpr int MR = kNeonMr;
+  static_assert(MR == 8, "two q registers per column below");
+  float32x4_t acc[J][2];
+  float t[MR];
+  for (int q = 0; q < J; ++q) {
+    if (accumulate) {
+      for (int i = 0; i < MR; ++i) t[i] = c[i * c_rs + q];
+      acc[q][0] = vld1q_f32(t);
+      acc[q][1] = vld1q_f32(t + 4);
+    } else if (row_bias || !col_bias) {
+      acc[q][0] = row_bias ? vld1q_f32(row_bias) : vdupq_n_f32(0.0f);
+      acc[q][1] = row_bias ? vld1q_f32(row_bias + 4) : vdupq_n_f32(0.0f);
+    } else {
+      acc[q][0] = acc[q][1] = vdupq_n_f32(col_bias[q]);
+    }
+  }
+  for (int k = 0; k < kc; ++k) {
+    const float* bk = b + k * b_ks;
+    const float32x4_t a0 = vld1q_f32(a + k * MR), a1 = vld1q_f32(a + k * MR + 4);
+    for (int q = 0; q < J; ++q) {
+      acc[q][0] = vfmaq_n_f32(acc[q][0], a0, bk[q]);
+      acc[q][1] = vfmaq_n_f32(acc[q][1], a1, bk[q]);
+    }
+  }
+  for (int q = 0; q < J; ++q) {
+    for (int h = 0; h < 2; ++h) {
+      float32x4_t v = acc[q][h];
+      if (clamp) {
+        const float32x4_t lo = vdupq_n_f32(clamp[0]), hi = vdupq_n_f32(clamp[1]);
+        v = vbslq_f32(vcltq_f32(v, lo), lo, v);
+        v = vbslq_f32(vcgtq_f32(v, hi), hi, v);
+      }
+      vst1q_f32(t + 4 * h, v);
+    }
+    for (int i = 0; i < MR; ++i) c[i * c_rs + q] = t[i];
+  }
+}
+
+}  // namespace
+
+// The first n columns of gemm_micro_neon's tile, the same operations per element
+// (`acc + b * a` fused in k order, the clamp as compare + select), reading only n
+// columns of B and writing only those of C: along M, 2 FMAs per column per k against the
+// full tile's 24 for any width (MobileNetV2's 7 x 7 planes: 49 = 4 x 12 + 1 columns).
+void gemm_micro_cols_neon(int n, int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
+                          bool accumulate, const float* row_bias, const float* col_bias, const float* clamp) {
+  switch (n) {
+#define SEEDCORE_COLS(J) \
+  case J: cols_neon<J>(kc, a, b, b_ks, c, c_rs, accumulate, row_bias, col_bias, clamp); break;
+    SEEDCORE_COLS(1) SEEDCORE_COLS(2) SEEDCORE_COLS(3) SEEDCORE_COLS(4) SEEDCORE_COLS(5) SEEDCORE_COLS(6)
+    SEEDCORE_COLS(7) SEEDCORE_COLS(8) SEEDCORE_COLS(9) SEEDCORE_COLS(10) SEEDCORE_COLS(11)
+#undef SEEDCORE_COLS
+    default: gemm_micro_neon(kc, a, b, b_ks, c, c_rs, accumulate, row_bias, col_bias, clamp); break;  // n == NR
+  }
+}
+
 // Transposing B packer: 4 rows x 4 k at a time through an in-register 4 x 4
 // transpose (trn1/trn2 on 32- then 64-bit lanes), ragged rows and k scalar.
 void gemm_pack_bt_neon(const float* w, ptrdiff_t w_rs, int64_t K, int nr, int NR, float* dst) {

@@ -49,6 +49,27 @@ void gemm_micro_rows_scalar(int m, int kc, const float* a, const float* b, ptrdi
   }
 }
 
+// The first n columns of gemm_micro_scalar's tile, element by element the same
+// operations; reads n floats of B per k, writes only those columns of C.
+void gemm_micro_cols_scalar(int n, int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, ptrdiff_t c_rs,
+                            bool accumulate, const float* row_bias, const float* col_bias, const float* clamp) {
+  constexpr int MR = kScalarMr, NR = kScalarNr;
+  for (int i = 0; i < MR; ++i) {
+    float acc[NR];
+    for (int j = 0; j < n; ++j) acc[j] = accumulate ? c[i * c_rs + j] : row_bias ? row_bias[i] : col_bias ? col_bias[j] : 0.0f;
+    for (int k = 0; k < kc; ++k)
+      for (int j = 0; j < n; ++j) acc[j] += a[k * MR + i] * b[k * b_ks + j];
+    for (int j = 0; j < n; ++j) {
+      float v = acc[j];
+      if (clamp) {
+        if (v < clamp[0]) v = clamp[0];
+        if (v > clamp[1]) v = clamp[1];
+      }
+      c[i * c_rs + j] = v;
+    }
+  }
+}
+
 // The twin of the SIMD transposing packers; 8 x 8 blocks keep reads and writes local.
 void gemm_pack_bt_scalar(const float* w, ptrdiff_t w_rs, int64_t K, int nr, int NR, float* dst) {
   constexpr int kT = 8;

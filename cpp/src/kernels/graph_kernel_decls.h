@@ -8,6 +8,8 @@ namespace seedcore {
   void gemm_micro_##isa(int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c,   \
                         ptrdiff_t c_rs, bool accumulate, const float* row_bias, const float* col_bias, const float* clamp); \
   void gemm_micro_rows_##isa(int m, int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c, \
+                             ptrdiff_t c_rs, bool accumulate, const float* row_bias, const float* col_bias, const float* clamp); \
+  void gemm_micro_cols_##isa(int n, int kc, const float* a, const float* b, ptrdiff_t b_ks, float* c,         \
                              ptrdiff_t c_rs, bool accumulate, const float* row_bias, const float* col_bias, const float* clamp);
 #define SEEDCORE_DECLARE_GRAPH_KERNELS(isa)                                                     \
   SEEDCORE_DECLARE_GEMM_MICRO(isa)                                                              \
