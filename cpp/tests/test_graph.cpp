@@ -286,7 +286,7 @@ void test_depthwise() {
 void test_depthwise_plane() {
   const GraphKernels& sk = graph_kernels(Isa::scalar);
   const float nan = std::numeric_limits<float>::quiet_NaN();
-  int cases = 0;
+  int cases = 0, avx512_cases = 0;
   for (const GraphKernels* kp : gemm_tables()) {
     const GraphKernels& k = *kp;
     if (k.depthwise3x3_plane == nullptr) continue;
@@ -325,11 +325,26 @@ void test_depthwise_plane() {
               CHECK_MSG(std::memcmp(got.data(), twin.data(), got.size() * sizeof(float)) == 0,
                         "%s depthwise plane h=%lld w=%lld stride=%d dil=%d pad=%lld: not the padded kernel's bits",
                         isa_name(k.isa), (long long)h, (long long)w, stride, dil, (long long)pad);
+#if defined(__x86_64__)
+              // the AVX-512 table's stride-2 kernels: the AVX2 kernel's bits too
+              if (k.isa == Isa::avx2 && &k != &graph_kernels(Isa::avx2, false)) {
+                std::vector<float> avx2(size_t(oh * ow));
+                graph_kernels(Isa::avx2, false).depthwise3x3(padded.data(), wp, oh, ow, stride, dil, wt.data(), 0.5f,
+                                                             avx2.data(), clamp);
+                CHECK_MSG(std::memcmp(got.data(), avx2.data(), got.size() * sizeof(float)) == 0,
+                          "%s(mr=%d) depthwise plane h=%lld w=%lld stride=%d dil=%d pad=%lld: not the AVX2 kernel's bits",
+                          isa_name(k.isa), k.mr, (long long)h, (long long)w, stride, dil, (long long)pad);
+                ++avx512_cases;
+              }
+#endif
               ++cases;
             }
   }
 #if defined(__x86_64__)
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) CHECK(cases > 1000);  // the AVX2 table ran
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512dq"))
+    CHECK(avx512_cases > 1000);  // and the AVX-512 one
 #endif
 }
 

@@ -97,6 +97,10 @@ struct GraphKernels {
   GemmPackBtFn gemm_pack_bt;
   Depthwise3x3Fn depthwise3x3;
   Depthwise3x3PlaneFn depthwise3x3_plane;
+  // Stride-2 planes of every width go to depthwise3x3_plane, not only wide ones (the
+  // AVX-512 kernel, which takes its taps from the row in registers: no padded copy and
+  // no even/odd buffer at any width).
+  bool depthwise_plane_any_width;
   GeluFn gelu_erf;          // SIMD ones: polynomial erf/exp, within the tolerances test_graph states
   SoftmaxRowFn softmax_row;
   LayerNormRowFn layer_norm_row;  // SIMD ones: sums in another order, tolerance in test_graph

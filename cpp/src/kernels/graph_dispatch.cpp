@@ -4,12 +4,12 @@
 
 namespace seedcore {
 namespace {
-const GraphKernels kScalar{Isa::scalar, kScalarMr, kScalarNr, kScalarKc, gemm_micro_scalar, gemm_micro_rows_scalar, gemm_micro_cols_scalar, gemm_pack_bt_scalar, depthwise3x3_scalar, nullptr,
+const GraphKernels kScalar{Isa::scalar, kScalarMr, kScalarNr, kScalarKc, gemm_micro_scalar, gemm_micro_rows_scalar, gemm_micro_cols_scalar, gemm_pack_bt_scalar, depthwise3x3_scalar, nullptr, false,
                           gelu_erf_scalar, softmax_row_scalar, layer_norm_row_scalar};
 #if defined(__x86_64__)
-const GraphKernels kAvx2{Isa::avx2, kAvx2Mr, kAvx2Nr, kAvx2Kc, gemm_micro_avx2, gemm_micro_rows_avx2, gemm_micro_cols_avx2, gemm_pack_bt_avx2, depthwise3x3_avx2, depthwise3x3_plane_avx2,
+const GraphKernels kAvx2{Isa::avx2, kAvx2Mr, kAvx2Nr, kAvx2Kc, gemm_micro_avx2, gemm_micro_rows_avx2, gemm_micro_cols_avx2, gemm_pack_bt_avx2, depthwise3x3_avx2, depthwise3x3_plane_avx2, false,
                         gelu_erf_avx2, softmax_row_avx2, layer_norm_row_avx2};
-const GraphKernels kAvx512{Isa::avx2, kAvx512Mr, kAvx512Nr, kAvx512Kc, gemm_micro_avx512, gemm_micro_rows_avx512, gemm_micro_cols_avx512, gemm_pack_bt_avx2, depthwise3x3_avx2, depthwise3x3_plane_avx2,
+const GraphKernels kAvx512{Isa::avx2, kAvx512Mr, kAvx512Nr, kAvx512Kc, gemm_micro_avx512, gemm_micro_rows_avx512, gemm_micro_cols_avx512, gemm_pack_bt_avx2, depthwise3x3_avx512, depthwise3x3_plane_avx512, true,
                           gelu_erf_avx2, softmax_row_avx2, layer_norm_row_avx2};
 
 // cpuid + XCR0 (libgcc checks that the OS saves opmask and ZMM state).
@@ -20,7 +20,7 @@ bool avx512_usable() {
 }
 #endif
 #if defined(__aarch64__)
-const GraphKernels kNeon{Isa::neon, kNeonMr, kNeonNr, kNeonKc, gemm_micro_neon, gemm_micro_rows_neon, gemm_micro_cols_neon, gemm_pack_bt_neon, depthwise3x3_neon, nullptr,
+const GraphKernels kNeon{Isa::neon, kNeonMr, kNeonNr, kNeonKc, gemm_micro_neon, gemm_micro_rows_neon, gemm_micro_cols_neon, gemm_pack_bt_neon, depthwise3x3_neon, nullptr, false,
                         gelu_erf_neon, softmax_row_neon, layer_norm_row_neon};
 #endif
 }  // namespace

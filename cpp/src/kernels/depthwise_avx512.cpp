@@ -1,0 +1,150 @@
+// AVX-512 depthwise 3x3 with stride 2, dilation 1 (the AVX-512 table's entries; other
+// strides and dilations go to the AVX2 kernels). The AVX2 kernel splits every input row
+// into even and odd columns through a buffer and reads the taps back from it; here the
+// taps come straight from the row in registers: 16 outputs need the row's floats
+// 2c .. 2c + 32, loaded as two 16-float vectors from 2c and two from 2c + 2, and one
+// vpermt2ps each gives the even columns (tap kw = 0), the odd ones (kw = 1) and the even
+// ones from 2c + 2 (kw = 2). A block of R output rows reads its 2R + 1 input rows once,
+// each feeding the one or two output rows that use it. Every load is masked to the
+// floats the taps need and to the plane, so the kernel runs over a padded plane
+// (depthwise3x3) or in place over the unpadded one with its padding implied
+// (depthwise3x3_plane): lanes outside the plane read 0, rows outside it are rows of 0.
+// Every output is bias + the nine products as FMAs in t = kh*3 + kw order, as in the
+// AVX2 and scalar kernels (the same bits as the AVX2 one: test_graph).
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "graph_kernel_decls.h"
+
+// GCC 12 warns inside its own _mm512_max_ps / _mm512_min_ps (their _mm512_undefined_ps
+// pass-through operand), a known false positive (as in gemm_avx512.cpp).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+namespace seedcore {
+namespace {
+
+constexpr int kRows = 6;  // output rows per block (R accumulators, 9 weights, taps: under 32 zmm)
+
+struct Params512 {
+  __m512 w[9];
+  __m512 bias, lo, hi;
+};
+
+// Lanes l < n (n clamped to [0, 16]).
+inline __mmask16 first_lanes(int64_t n) {
+  return n <= 0 ? __mmask16(0) : n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u);
+}
+
+// The masks of the four loads of a column block: loads at row offsets j0 + s for
+// s = 0, 16, 2, 18 (columns of the row, j0 = 2c - pw), lane l kept when its column lies
+// in the row [0, in_w) and among the 2 * outputs + 1 the taps read.
+struct ColumnBlock {
+  int64_t j0;
+  __mmask16 m[4];
+};
+inline ColumnBlock column_block(int64_t c, int outputs, int64_t pw, int64_t in_w) {
+  ColumnBlock b;
+  b.j0 = 2 * c - pw;
+  const int64_t need_end = b.j0 + 2 * outputs + 1;  // one past the last column read
+  const int64_t end = need_end < in_w ? need_end : in_w;
+  const int offsets[4] = {0, 16, 2, 18};
+  for (int q = 0; q < 4; ++q) {
+    const int64_t start = b.j0 + offsets[q];  // column of lane 0
+    const __mmask16 below = start >= 0 ? __mmask16(0xFFFF) : __mmask16(~first_lanes(-start));  // lanes with column >= 0
+    b.m[q] = __mmask16(below & first_lanes(end - start));
+  }
+  return b;
+}
+
+template <int R>
+inline void block_s2(const float* in, int64_t h, int64_t in_w, int64_t i0, const ColumnBlock& cb, int outputs,
+                     const Params512& p, float* out, int64_t out_rs) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = p.bias;
+#pragma GCC unroll 16
+  for (int j = 0; j < 2 * R + 1; ++j) {
+    const int64_t i = i0 + j;  // input row (of the plane; outside it: zeros)
+    __m512 ev = _mm512_setzero_ps(), od = _mm512_setzero_ps(), ev2 = _mm512_setzero_ps();
+    if (i >= 0 && i < h) {
+      // The address of lane 0 may lie before the row (column -1): masked-off lanes do not fault.
+      const float* x = reinterpret_cast<const float*>(reinterpret_cast<uintptr_t>(in + i * in_w) + uintptr_t(cb.j0 * 4));
+      const __m512 a = _mm512_maskz_loadu_ps(cb.m[0], x), b = _mm512_maskz_loadu_ps(cb.m[1], x + 16);
+      const __m512 a2 = _mm512_maskz_loadu_ps(cb.m[2], x + 2), b2 = _mm512_maskz_loadu_ps(cb.m[3], x + 18);
+      ev = _mm512_permutex2var_ps(a, even, b);
+      od = _mm512_permutex2var_ps(a, odd, b);
+      ev2 = _mm512_permutex2var_ps(a2, even, b2);
+    }
+    for (int r = 0; r < R; ++r) {
+      const int kh = j - 2 * r;
+      if (kh < 0 || kh > 2) continue;
+      acc[r] = _mm512_fmadd_ps(p.w[kh * 3], ev, acc[r]);
+      acc[r] = _mm512_fmadd_ps(p.w[kh * 3 + 1], od, acc[r]);
+      acc[r] = _mm512_fmadd_ps(p.w[kh * 3 + 2], ev2, acc[r]);
+    }
+  }
+  const __mmask16 store = first_lanes(outputs);
+  for (int r = 0; r < R; ++r)
+    _mm512_mask_storeu_ps(out + r * out_rs, store, _mm512_min_ps(p.hi, _mm512_max_ps(p.lo, acc[r])));
+}
+
+// Output rows [0, oh_count) x columns [0, ow_count) of the stride-2 convolution over the
+// h x in_w plane with ph rows and pw columns of zero padding implied above and left.
+void stride2(const float* in, int64_t h, int64_t in_w, int64_t ph, int64_t pw, int64_t oh_count, int64_t ow_count,
+             const Params512& p, float* out) {
+  for (int64_t c = 0; c < ow_count; c += 16) {
+    const int outputs = int(ow_count - c < 16 ? ow_count - c : 16);
+    const ColumnBlock cb = column_block(c, outputs, pw, in_w);
+    for (int64_t oh = 0; oh < oh_count;) {
+      // balanced blocks (7 rows as 4 + 3, not 6 + 1)
+      const int64_t left = oh_count - oh, blocks = (left + kRows - 1) / kRows;
+      const int rows = int((left + blocks - 1) / blocks);
+      float* o = out + oh * ow_count + c;
+      const int64_t i0 = 2 * oh - ph;
+      switch (rows) {
+        case 1: block_s2<1>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
+        case 2: block_s2<2>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
+        case 3: block_s2<3>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
+        case 4: block_s2<4>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
+        case 5: block_s2<5>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
+        default: block_s2<kRows>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
+      }
+      oh += rows;
+    }
+  }
+}
+
+Params512 make_params512(const float* w, float bias, const float* clamp) {
+  Params512 p;
+  for (int t = 0; t < 9; ++t) p.w[t] = _mm512_set1_ps(w[t]);
+  p.bias = _mm512_set1_ps(bias);
+  p.lo = _mm512_set1_ps(clamp ? clamp[0] : -__builtin_inff());
+  p.hi = _mm512_set1_ps(clamp ? clamp[1] : __builtin_inff());
+  return p;
+}
+
+}  // namespace
+
+void depthwise3x3_avx512(const float* in, int64_t in_w, int64_t oh_count, int64_t ow_count, int stride, int dil,
+                         const float* w, float bias, float* out, const float* clamp) {
+  if (stride != 2 || dil != 1) return depthwise3x3_avx2(in, in_w, oh_count, ow_count, stride, dil, w, bias, out, clamp);
+  // The padded plane: every row the taps read exists, and no column past 2 * (ow - 1) + 2 is read.
+  stride2(in, 2 * oh_count + 1, in_w, 0, 0, oh_count, ow_count, make_params512(w, bias, clamp), out);
+  _mm256_zeroupper();
+}
+
+void depthwise3x3_plane_avx512(const float* in, int64_t h, int64_t in_w, int64_t ph, int64_t pw, int64_t oh_count,
+                               int64_t ow_count, int stride, int dil, const float* w, float bias, float* out,
+                               const float* clamp) {
+  if (stride != 2 || dil != 1)
+    return depthwise3x3_plane_avx2(in, h, in_w, ph, pw, oh_count, ow_count, stride, dil, w, bias, out, clamp);
+  stride2(in, h, in_w, ph, pw, oh_count, ow_count, make_params512(w, bias, clamp), out);
+  _mm256_zeroupper();
+}
+
+}  // namespace seedcore
