@@ -43,9 +43,11 @@ inline void copy_row(float* d, const float* s, int64_t n) {
 // fused expansion: 0.76 -> 0.61 ms for the node); the others go through `pad`, a
 // per-worker zero-padded copy, to the padded kernel (in place, narrow planes and stride 1
 // need masked loads in most blocks: 1.2 to 2x slower than the copy), except under a
-// table whose in-place kernel is faster at every width (AVX-512 stride 2: in a
+// table whose in-place kernels are faster at every width: AVX-512, stride 1 and 2 (in a
 // microbenchmark of MobileNetV2's stride-2 planes, 56-wide 175 -> 82 us, 28-wide 44 -> 27,
-// 14-wide 49 -> 39 against the AVX2 copy + kernel). `pad` starts empty:
+// 14-wide 49 -> 39 against the AVX2 copy + kernel; stride 1 in place too: MobileNetV2 at
+// batch 1 against onnxruntime 0.93-0.95x -> 0.97-0.98x, three paired runs, though the
+// microbenchmark had its 56- and 7-wide stride-1 planes 10% slower). `pad` starts empty:
 // it is zeroed once, and later planes of the same node overwrite only its interior, so
 // the border and the tail stay zero. Both kernels give the same bits.
 constexpr int64_t kPaddedWidth = 64;
@@ -53,8 +55,10 @@ void depthwise_plane(const RunContext& ctx, std::vector<float>& pad, const float
                      int64_t ph, int64_t pw, int64_t OH, int64_t OW, int64_t stride, int64_t dil, const float* w,
                      float bias, float* dst, const float* clamp) {
   const int64_t Hp = H + 2 * ph, Wp = W + 2 * pw;
-  if ((Wp > kPaddedWidth || ctx.kernels.depthwise_plane_any_width) && stride == 2 && dil == 1 &&
-      ctx.kernels.depthwise3x3_plane != nullptr) {
+  const bool in_place = ctx.kernels.depthwise3x3_plane != nullptr && dil == 1 &&
+                        (ctx.kernels.depthwise_plane_any_width ? stride == 1 || stride == 2
+                                                               : stride == 2 && Wp > kPaddedWidth);
+  if (in_place) {
     ctx.kernels.depthwise3x3_plane(src, H, W, ph, pw, OH, OW, int(stride), int(dil), w, bias, dst, clamp);
     return;
   }

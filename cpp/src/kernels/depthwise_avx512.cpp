@@ -1,14 +1,15 @@
-// AVX-512 depthwise 3x3 with stride 2, dilation 1 (the AVX-512 table's entries; other
-// strides and dilations go to the AVX2 kernels). The AVX2 kernel splits every input row
-// into even and odd columns through a buffer and reads the taps back from it; here the
-// taps come straight from the row in registers: 16 outputs need the row's floats
-// 2c .. 2c + 32, loaded as two 16-float vectors from 2c and two from 2c + 2, and one
-// vpermt2ps each gives the even columns (tap kw = 0), the odd ones (kw = 1) and the even
-// ones from 2c + 2 (kw = 2). A block of R output rows reads its 2R + 1 input rows once,
-// each feeding the one or two output rows that use it. Every load is masked to the
-// floats the taps need and to the plane, so the kernel runs over a padded plane
+// AVX-512 depthwise 3x3 with dilation 1, stride 1 or 2 (the AVX-512 table's entries;
+// other strides and dilations go to the AVX2 kernels). Every load is masked to the
+// floats the taps need and to the plane, so the kernels run over a padded plane
 // (depthwise3x3) or in place over the unpadded one with its padding implied
-// (depthwise3x3_plane): lanes outside the plane read 0, rows outside it are rows of 0.
+// (depthwise3x3_plane, which the graph then uses at every width): lanes outside the
+// plane read 0, rows outside it are rows of 0. A block of R output rows x 16 columns
+// reads each of its input rows once and feeds the one to three output rows that use it.
+// Stride 1: an input row is loaded at the three column shifts of the taps. Stride 2: the
+// AVX2 kernel splits every input row into even and odd columns through a buffer and reads
+// the taps back from it; here 16 outputs need the row's floats 2c .. 2c + 32, loaded as
+// two 16-float vectors from 2c and two from 2c + 2, and one vpermt2ps each gives the even
+// columns (tap kw = 0), the odd ones (kw = 1) and the even ones from 2c + 2 (kw = 2).
 // Every output is bias + the nine products as FMAs in t = kh*3 + kw order, as in the
 // AVX2 and scalar kernels (the same bits as the AVX2 one: test_graph).
 #include <immintrin.h>
@@ -119,6 +120,79 @@ void stride2(const float* in, int64_t h, int64_t in_w, int64_t ph, int64_t pw, i
   }
 }
 
+// Stride 1: the masks of a column block's three loads, at columns c - pw + kw of the
+// row (kw = 0, 1, 2), lane l kept when its column lies in the row [0, in_w) and l is
+// one of the block's outputs.
+struct Columns1 {
+  int64_t j0;  // column of lane 0 of the kw = 0 load
+  __mmask16 m[3];
+};
+inline Columns1 columns1(int64_t c, int outputs, int64_t pw, int64_t in_w) {
+  Columns1 b;
+  b.j0 = c - pw;
+  for (int kw = 0; kw < 3; ++kw) {
+    const int64_t start = b.j0 + kw;
+    const __mmask16 below = start >= 0 ? __mmask16(0xFFFF) : __mmask16(~first_lanes(-start));
+    b.m[kw] = __mmask16(below & first_lanes(in_w - start) & first_lanes(outputs));
+  }
+  return b;
+}
+
+// R output rows from input row i0 (of the plane; outside it: zeros), one column block:
+// each of the R + 2 input rows is loaded once at the three column shifts and feeds the
+// one to three output rows that use it (kh = j - r), so each output still gets its taps
+// in t order.
+template <int R>
+inline void block_s1(const float* in, int64_t h, int64_t in_w, int64_t i0, const Columns1& cb, int outputs,
+                     const Params512& p, float* out, int64_t out_rs) {
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = p.bias;
+#pragma GCC unroll 16
+  for (int j = 0; j < R + 2; ++j) {
+    const int64_t i = i0 + j;
+    __m512 x0 = _mm512_setzero_ps(), x1 = _mm512_setzero_ps(), x2 = _mm512_setzero_ps();
+    if (i >= 0 && i < h) {
+      const float* x = reinterpret_cast<const float*>(reinterpret_cast<uintptr_t>(in + i * in_w) + uintptr_t(cb.j0 * 4));
+      x0 = _mm512_maskz_loadu_ps(cb.m[0], x);
+      x1 = _mm512_maskz_loadu_ps(cb.m[1], x + 1);
+      x2 = _mm512_maskz_loadu_ps(cb.m[2], x + 2);
+    }
+    for (int r = 0; r < R; ++r) {
+      const int kh = j - r;
+      if (kh < 0 || kh > 2) continue;
+      acc[r] = _mm512_fmadd_ps(p.w[kh * 3], x0, acc[r]);
+      acc[r] = _mm512_fmadd_ps(p.w[kh * 3 + 1], x1, acc[r]);
+      acc[r] = _mm512_fmadd_ps(p.w[kh * 3 + 2], x2, acc[r]);
+    }
+  }
+  const __mmask16 store = first_lanes(outputs);
+  for (int r = 0; r < R; ++r)
+    _mm512_mask_storeu_ps(out + r * out_rs, store, _mm512_min_ps(p.hi, _mm512_max_ps(p.lo, acc[r])));
+}
+
+void stride1(const float* in, int64_t h, int64_t in_w, int64_t ph, int64_t pw, int64_t oh_count, int64_t ow_count,
+             const Params512& p, float* out) {
+  for (int64_t c = 0; c < ow_count; c += 16) {
+    const int outputs = int(ow_count - c < 16 ? ow_count - c : 16);
+    const Columns1 cb = columns1(c, outputs, pw, in_w);
+    for (int64_t oh = 0; oh < oh_count;) {
+      const int64_t left = oh_count - oh, blocks = (left + kRows - 1) / kRows;
+      const int rows = int((left + blocks - 1) / blocks);
+      float* o = out + oh * ow_count + c;
+      const int64_t i0 = oh - ph;
+      switch (rows) {
+        case 1: block_s1<1>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
+        case 2: block_s1<2>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
+        case 3: block_s1<3>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
+        case 4: block_s1<4>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
+        case 5: block_s1<5>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
+        default: block_s1<kRows>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
+      }
+      oh += rows;
+    }
+  }
+}
+
 Params512 make_params512(const float* w, float bias, const float* clamp) {
   Params512 p;
   for (int t = 0; t < 9; ++t) p.w[t] = _mm512_set1_ps(w[t]);
@@ -132,18 +206,26 @@ Params512 make_params512(const float* w, float bias, const float* clamp) {
 
 void depthwise3x3_avx512(const float* in, int64_t in_w, int64_t oh_count, int64_t ow_count, int stride, int dil,
                          const float* w, float bias, float* out, const float* clamp) {
-  if (stride != 2 || dil != 1) return depthwise3x3_avx2(in, in_w, oh_count, ow_count, stride, dil, w, bias, out, clamp);
-  // The padded plane: every row the taps read exists, and no column past 2 * (ow - 1) + 2 is read.
-  stride2(in, 2 * oh_count + 1, in_w, 0, 0, oh_count, ow_count, make_params512(w, bias, clamp), out);
+  if ((stride != 1 && stride != 2) || dil != 1)
+    return depthwise3x3_avx2(in, in_w, oh_count, ow_count, stride, dil, w, bias, out, clamp);
+  // The padded plane: every row the taps read exists, and no column past the last tap is read.
+  const int64_t h = (oh_count - 1) * stride + 3;
+  if (stride == 1)
+    stride1(in, h, in_w, 0, 0, oh_count, ow_count, make_params512(w, bias, clamp), out);
+  else
+    stride2(in, h, in_w, 0, 0, oh_count, ow_count, make_params512(w, bias, clamp), out);
   _mm256_zeroupper();
 }
 
 void depthwise3x3_plane_avx512(const float* in, int64_t h, int64_t in_w, int64_t ph, int64_t pw, int64_t oh_count,
                                int64_t ow_count, int stride, int dil, const float* w, float bias, float* out,
                                const float* clamp) {
-  if (stride != 2 || dil != 1)
+  if ((stride != 1 && stride != 2) || dil != 1)
     return depthwise3x3_plane_avx2(in, h, in_w, ph, pw, oh_count, ow_count, stride, dil, w, bias, out, clamp);
-  stride2(in, h, in_w, ph, pw, oh_count, ow_count, make_params512(w, bias, clamp), out);
+  if (stride == 1)
+    stride1(in, h, in_w, ph, pw, oh_count, ow_count, make_params512(w, bias, clamp), out);
+  else
+    stride2(in, h, in_w, ph, pw, oh_count, ow_count, make_params512(w, bias, clamp), out);
   _mm256_zeroupper();
 }
 

@@ -24,7 +24,7 @@ namespace seedcore {
 SEEDCORE_DECLARE_GRAPH_KERNELS(scalar)
 #if defined(__x86_64__)
 SEEDCORE_DECLARE_GRAPH_KERNELS(avx2)
-SEEDCORE_DECLARE_GEMM_MICRO(avx512)  // AVX-512: the GEMM and stride-2 depthwise; the rest stays AVX2
+SEEDCORE_DECLARE_GEMM_MICRO(avx512)  // AVX-512: the GEMM and depthwise (stride 1, 2); the rest stays AVX2
 // The in-place depthwise kernel exists for x86 only (the other tables' entry is null).
 void depthwise3x3_plane_avx2(const float* in, int64_t h, int64_t in_w, int64_t ph, int64_t pw, int64_t oh_count,
                              int64_t ow_count, int stride, int dil, const float* w, float bias, float* out,
