@@ -71,7 +71,8 @@ using Depthwise3x3Fn = void (*)(const float* in, int64_t in_w, int64_t oh_count,
 // results), and only the plane's h * in_w floats are read. The graph runs wide stride-2
 // planes (over 64 columns with their padding) through it, saving the padded copy
 // (MobileNetV2's 112-wide ones), and with depthwise_plane_any_width (AVX-512) every
-// stride-1 and stride-2 plane; the others through the padded kernel. Null in the
+// stride-2 plane and stride-1 ones from 8 output columns; the others through the padded
+// kernel. Null in the
 // tables without one (scalar, NEON): those pad every plane. Its reference is the scalar
 // padded kernel over a padded copy (test_graph: the same bits as the table's own padded
 // kernel).
@@ -98,9 +99,9 @@ struct GraphKernels {
   GemmPackBtFn gemm_pack_bt;
   Depthwise3x3Fn depthwise3x3;
   Depthwise3x3PlaneFn depthwise3x3_plane;
-  // Planes of every width with stride 1 or 2 (dilation 1) go to depthwise3x3_plane, not
-  // only wide stride-2 ones (the AVX-512 kernels, whose loads are masked to the plane:
-  // no padded copy and no even/odd buffer at any width).
+  // Stride-2 planes of every width and stride-1 planes of 8 output columns or more
+  // (dilation 1) go to depthwise3x3_plane, not only wide stride-2 ones (the AVX-512
+  // kernels, whose loads are masked to the plane: no padded copy, no even/odd buffer).
   bool depthwise_plane_any_width;
   GeluFn gelu_erf;          // SIMD ones: polynomial erf/exp, within the tolerances test_graph states
   SoftmaxRowFn softmax_row;

@@ -43,11 +43,12 @@ inline void copy_row(float* d, const float* s, int64_t n) {
 // fused expansion: 0.76 -> 0.61 ms for the node); the others go through `pad`, a
 // per-worker zero-padded copy, to the padded kernel (in place, narrow planes and stride 1
 // need masked loads in most blocks: 1.2 to 2x slower than the copy), except under a
-// table whose in-place kernels are faster at every width: AVX-512, stride 1 and 2 (in a
+// table whose in-place kernels are faster: AVX-512, stride 2 at every width (in a
 // microbenchmark of MobileNetV2's stride-2 planes, 56-wide 175 -> 82 us, 28-wide 44 -> 27,
-// 14-wide 49 -> 39 against the AVX2 copy + kernel; stride 1 in place too: MobileNetV2 at
-// batch 1 against onnxruntime 0.93-0.95x -> 0.97-0.98x, three paired runs, though the
-// microbenchmark had its 56- and 7-wide stride-1 planes 10% slower). `pad` starts empty:
+// 14-wide 49 -> 39 against the AVX2 copy + kernel) and stride 1 from 8 output columns
+// (MobileNetV2 at batch 1 against onnxruntime 0.93-0.95x -> 0.97-0.98x, three paired
+// runs; its 7-wide planes stay with the copy: 36 against 43 us in the microbenchmark,
+// 16 lanes for 7 columns). `pad` starts empty:
 // it is zeroed once, and later planes of the same node overwrite only its interior, so
 // the border and the tail stay zero. Both kernels give the same bits.
 constexpr int64_t kPaddedWidth = 64;
@@ -56,7 +57,7 @@ void depthwise_plane(const RunContext& ctx, std::vector<float>& pad, const float
                      float bias, float* dst, const float* clamp) {
   const int64_t Hp = H + 2 * ph, Wp = W + 2 * pw;
   const bool in_place = ctx.kernels.depthwise3x3_plane != nullptr && dil == 1 &&
-                        (ctx.kernels.depthwise_plane_any_width ? stride == 1 || stride == 2
+                        (ctx.kernels.depthwise_plane_any_width ? stride == 2 || (stride == 1 && OW >= 8)
                                                                : stride == 2 && Wp > kPaddedWidth);
   if (in_place) {
     ctx.kernels.depthwise3x3_plane(src, H, W, ph, pw, OH, OW, int(stride), int(dil), w, bias, dst, clamp);

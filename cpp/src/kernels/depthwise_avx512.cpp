@@ -1,8 +1,9 @@
 // AVX-512 depthwise 3x3 with dilation 1, stride 1 or 2 (the AVX-512 table's entries;
 // other strides and dilations go to the AVX2 kernels). Every load is masked to the
-// floats the taps need and to the plane, so the kernels run over a padded plane
-// (depthwise3x3) or in place over the unpadded one with its padding implied
-// (depthwise3x3_plane, which the graph then uses at every width): lanes outside the
+// floats the taps need and to the plane, so the kernels run in place over the unpadded
+// plane with its padding implied (depthwise3x3_plane, which the graph uses for every
+// stride-2 plane and stride-1 ones of 8 output columns or more) and, stride 2, over a
+// padded plane (depthwise3x3; stride 1 padded is the AVX2 kernel): lanes outside the
 // plane read 0, rows outside it are rows of 0. A block of R output rows x 16 columns
 // reads each of its input rows once and feeds the one to three output rows that use it.
 // Stride 1: an input row is loaded at the three column shifts of the taps. Stride 2: the
@@ -204,16 +205,13 @@ Params512 make_params512(const float* w, float bias, const float* clamp) {
 
 }  // namespace
 
+// Over a padded plane only stride 2 (stride 1 through the AVX2 kernel: the graph pads
+// only planes under 8 output columns, where that one is faster).
 void depthwise3x3_avx512(const float* in, int64_t in_w, int64_t oh_count, int64_t ow_count, int stride, int dil,
                          const float* w, float bias, float* out, const float* clamp) {
-  if ((stride != 1 && stride != 2) || dil != 1)
-    return depthwise3x3_avx2(in, in_w, oh_count, ow_count, stride, dil, w, bias, out, clamp);
+  if (stride != 2 || dil != 1) return depthwise3x3_avx2(in, in_w, oh_count, ow_count, stride, dil, w, bias, out, clamp);
   // The padded plane: every row the taps read exists, and no column past the last tap is read.
-  const int64_t h = (oh_count - 1) * stride + 3;
-  if (stride == 1)
-    stride1(in, h, in_w, 0, 0, oh_count, ow_count, make_params512(w, bias, clamp), out);
-  else
-    stride2(in, h, in_w, 0, 0, oh_count, ow_count, make_params512(w, bias, clamp), out);
+  stride2(in, 2 * oh_count + 1, in_w, 0, 0, oh_count, ow_count, make_params512(w, bias, clamp), out);
   _mm256_zeroupper();
 }
 
