@@ -16,6 +16,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "graph_kernel_decls.h"
 
@@ -41,15 +42,15 @@ inline __mmask16 first_lanes(int64_t n) {
   return n <= 0 ? __mmask16(0) : n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u);
 }
 
-// The masks of the four loads of a column block: loads at row offsets j0 + s for
+// Stride 2: the masks of the four loads of a column block, at row offsets j0 + s for
 // s = 0, 16, 2, 18 (columns of the row, j0 = 2c - pw), lane l kept when its column lies
 // in the row [0, in_w) and among the 2 * outputs + 1 the taps read.
-struct ColumnBlock {
+struct Columns2 {
   int64_t j0;
   __mmask16 m[4];
 };
-inline ColumnBlock column_block(int64_t c, int outputs, int64_t pw, int64_t in_w) {
-  ColumnBlock b;
+inline Columns2 columns2(int64_t c, int outputs, int64_t pw, int64_t in_w) {
+  Columns2 b;
   b.j0 = 2 * c - pw;
   const int64_t need_end = b.j0 + 2 * outputs + 1;  // one past the last column read
   const int64_t end = need_end < in_w ? need_end : in_w;
@@ -63,7 +64,7 @@ inline ColumnBlock column_block(int64_t c, int outputs, int64_t pw, int64_t in_w
 }
 
 template <int R>
-inline void block_s2(const float* in, int64_t h, int64_t in_w, int64_t i0, const ColumnBlock& cb, int outputs,
+inline void block_s2(const float* in, int64_t h, int64_t in_w, int64_t i0, const Columns2& cb, int outputs,
                      const Params512& p, float* out, int64_t out_rs) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
@@ -93,32 +94,6 @@ inline void block_s2(const float* in, int64_t h, int64_t in_w, int64_t i0, const
   const __mmask16 store = first_lanes(outputs);
   for (int r = 0; r < R; ++r)
     _mm512_mask_storeu_ps(out + r * out_rs, store, _mm512_min_ps(p.hi, _mm512_max_ps(p.lo, acc[r])));
-}
-
-// Output rows [0, oh_count) x columns [0, ow_count) of the stride-2 convolution over the
-// h x in_w plane with ph rows and pw columns of zero padding implied above and left.
-void stride2(const float* in, int64_t h, int64_t in_w, int64_t ph, int64_t pw, int64_t oh_count, int64_t ow_count,
-             const Params512& p, float* out) {
-  for (int64_t c = 0; c < ow_count; c += 16) {
-    const int outputs = int(ow_count - c < 16 ? ow_count - c : 16);
-    const ColumnBlock cb = column_block(c, outputs, pw, in_w);
-    for (int64_t oh = 0; oh < oh_count;) {
-      // balanced blocks (7 rows as 4 + 3, not 6 + 1)
-      const int64_t left = oh_count - oh, blocks = (left + kRows - 1) / kRows;
-      const int rows = int((left + blocks - 1) / blocks);
-      float* o = out + oh * ow_count + c;
-      const int64_t i0 = 2 * oh - ph;
-      switch (rows) {
-        case 1: block_s2<1>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
-        case 2: block_s2<2>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
-        case 3: block_s2<3>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
-        case 4: block_s2<4>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
-        case 5: block_s2<5>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
-        default: block_s2<kRows>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
-      }
-      oh += rows;
-    }
-  }
 }
 
 // Stride 1: the masks of a column block's three loads, at columns c - pw + kw of the
@@ -171,23 +146,43 @@ inline void block_s1(const float* in, int64_t h, int64_t in_w, int64_t i0, const
     _mm512_mask_storeu_ps(out + r * out_rs, store, _mm512_min_ps(p.hi, _mm512_max_ps(p.lo, acc[r])));
 }
 
-void stride1(const float* in, int64_t h, int64_t in_w, int64_t ph, int64_t pw, int64_t oh_count, int64_t ow_count,
-             const Params512& p, float* out) {
+template <int S>
+using Columns = typename std::conditional<S == 1, Columns1, Columns2>::type;
+
+template <int S, int R>
+inline void block(const float* in, int64_t h, int64_t in_w, int64_t i0, const Columns<S>& cb, int outputs,
+                  const Params512& p, float* out, int64_t out_rs) {
+  if constexpr (S == 1)
+    block_s1<R>(in, h, in_w, i0, cb, outputs, p, out, out_rs);
+  else
+    block_s2<R>(in, h, in_w, i0, cb, outputs, p, out, out_rs);
+}
+
+// Output rows [0, oh_count) x columns [0, ow_count) of the convolution with stride S over
+// the h x in_w plane with ph rows and pw columns of zero padding implied above and left:
+// column blocks of 16, then balanced blocks of output rows (7 rows as 4 + 3, not 6 + 1).
+template <int S>
+void plane(const float* in, int64_t h, int64_t in_w, int64_t ph, int64_t pw, int64_t oh_count, int64_t ow_count,
+           const Params512& p, float* out) {
   for (int64_t c = 0; c < ow_count; c += 16) {
     const int outputs = int(ow_count - c < 16 ? ow_count - c : 16);
-    const Columns1 cb = columns1(c, outputs, pw, in_w);
+    Columns<S> cb;
+    if constexpr (S == 1)
+      cb = columns1(c, outputs, pw, in_w);
+    else
+      cb = columns2(c, outputs, pw, in_w);
     for (int64_t oh = 0; oh < oh_count;) {
       const int64_t left = oh_count - oh, blocks = (left + kRows - 1) / kRows;
       const int rows = int((left + blocks - 1) / blocks);
       float* o = out + oh * ow_count + c;
-      const int64_t i0 = oh - ph;
+      const int64_t i0 = S * oh - ph;
       switch (rows) {
-        case 1: block_s1<1>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
-        case 2: block_s1<2>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
-        case 3: block_s1<3>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
-        case 4: block_s1<4>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
-        case 5: block_s1<5>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
-        default: block_s1<kRows>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
+        case 1: block<S, 1>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
+        case 2: block<S, 2>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
+        case 3: block<S, 3>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
+        case 4: block<S, 4>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
+        case 5: block<S, 5>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
+        default: block<S, kRows>(in, h, in_w, i0, cb, outputs, p, o, ow_count); break;
       }
       oh += rows;
     }
@@ -211,7 +206,7 @@ void depthwise3x3_avx512(const float* in, int64_t in_w, int64_t oh_count, int64_
                          const float* w, float bias, float* out, const float* clamp) {
   if (stride != 2 || dil != 1) return depthwise3x3_avx2(in, in_w, oh_count, ow_count, stride, dil, w, bias, out, clamp);
   // The padded plane: every row the taps read exists, and no column past the last tap is read.
-  stride2(in, 2 * oh_count + 1, in_w, 0, 0, oh_count, ow_count, make_params512(w, bias, clamp), out);
+  plane<2>(in, 2 * oh_count + 1, in_w, 0, 0, oh_count, ow_count, make_params512(w, bias, clamp), out);
   _mm256_zeroupper();
 }
 
@@ -221,9 +216,9 @@ void depthwise3x3_plane_avx512(const float* in, int64_t h, int64_t in_w, int64_t
   if ((stride != 1 && stride != 2) || dil != 1)
     return depthwise3x3_plane_avx2(in, h, in_w, ph, pw, oh_count, ow_count, stride, dil, w, bias, out, clamp);
   if (stride == 1)
-    stride1(in, h, in_w, ph, pw, oh_count, ow_count, make_params512(w, bias, clamp), out);
+    plane<1>(in, h, in_w, ph, pw, oh_count, ow_count, make_params512(w, bias, clamp), out);
   else
-    stride2(in, h, in_w, ph, pw, oh_count, ow_count, make_params512(w, bias, clamp), out);
+    plane<2>(in, h, in_w, ph, pw, oh_count, ow_count, make_params512(w, bias, clamp), out);
   _mm256_zeroupper();
 }
 
