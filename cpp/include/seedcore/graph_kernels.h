@@ -1,5 +1,6 @@
 // Kernels of the native forward pass: GEMM, depthwise 3x3 convolution, GELU and row
-// softmax, one implementation per ISA (scalar reference, AVX2+FMA, NEON) behind one table.
+// softmax, one implementation per ISA (scalar reference, AVX2+FMA, NEON) behind one table
+// (on CPUs with AVX-512, the avx2 table carries AVX-512 GEMM and depthwise kernels).
 //
 // The GEMM is split in two layers (GotoBLAS / BLIS style):
 //   * a micro-kernel (per ISA) that computes one full MR x NR tile of C over kc steps
@@ -8,8 +9,9 @@
 //   * a driver (gemm.cpp, ISA-independent) that packs an MC x KC block of A per task
 //     (it stays in L2 while the kernel sweeps the B micro-panels, each KC x NR and
 //     resident in L1), packs B into KC x NR micro-panels once per call (or reads B in
-//     place when it is row-major with room for whole panels), handles ragged edges
-//     and transposed C through a small tile, and splits the work over a thread pool.
+//     place when it is row-major), handles ragged edges (a ragged last column panel
+//     through the columns kernel) and transposed C through a small tile, and splits
+//     the work over a thread pool.
 // Determinism: K is cut into chunks of the table's fixed kc, each chunk accumulates into
 // C in k order, so every element of C sees the same operations whatever the thread
 // count, the M/N blocking or the way tiles are handed out.
@@ -72,10 +74,9 @@ using Depthwise3x3Fn = void (*)(const float* in, int64_t in_w, int64_t oh_count,
 // planes (over 64 columns with their padding) through it, saving the padded copy
 // (MobileNetV2's 112-wide ones), and with depthwise_plane_any_width (AVX-512) every
 // stride-2 plane and stride-1 ones from 8 output columns; the others through the padded
-// kernel. Null in the
-// tables without one (scalar, NEON): those pad every plane. Its reference is the scalar
-// padded kernel over a padded copy (test_graph: the same bits as the table's own padded
-// kernel).
+// kernel. Null in the tables without one (scalar, NEON): those pad every plane. Its
+// reference is the scalar padded kernel over a padded copy (test_graph: the same bits as
+// the table's own padded kernel).
 using Depthwise3x3PlaneFn = void (*)(const float* in, int64_t h, int64_t in_w, int64_t ph, int64_t pw,
                                      int64_t oh_count, int64_t ow_count, int stride, int dil, const float* w,
                                      float bias, float* out, const float* clamp);

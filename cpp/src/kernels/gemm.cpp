@@ -173,8 +173,9 @@ void gemm(const GemmArgs& g, const GraphKernels& kern, TaskRunner* runner) {
   const int64_t panels_per_block = ceil_div(n_panels, n_blocks);
   n_blocks = ceil_div(n_panels, panels_per_block);
 
-  // B read in place: row-major, whole panels only, and rows not a multiple of 4 KiB
-  // apart (such strides map every row of a micro-panel onto the same L1 sets).
+  // B read in place: row-major, and rows not a multiple of 4 KiB apart (such strides map
+  // every row of a micro-panel onto the same L1 sets); whole panels only, unless the
+  // table has a columns kernel for the ragged last one.
   const bool b_in_place = g.b_packed == nullptr && g.b_ns == 1 && (g.b_ks * int64_t(sizeof(float))) % 4096 != 0;
   const bool c_direct = g.c_cs == 1;
   // A ragged last panel goes through the table's columns kernel, which reads only its nr
