@@ -63,39 +63,6 @@ inline Columns2 columns2(int64_t c, int outputs, int64_t pw, int64_t in_w) {
   return b;
 }
 
-template <int R>
-inline void block_s2(const float* in, int64_t h, int64_t in_w, int64_t i0, const Columns2& cb, int outputs,
-                     const Params512& p, float* out, int64_t out_rs) {
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-  __m512 acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = p.bias;
-#pragma GCC unroll 16
-  for (int j = 0; j < 2 * R + 1; ++j) {
-    const int64_t i = i0 + j;  // input row (of the plane; outside it: zeros)
-    __m512 ev = _mm512_setzero_ps(), od = _mm512_setzero_ps(), ev2 = _mm512_setzero_ps();
-    if (i >= 0 && i < h) {
-      // The address of lane 0 may lie before the row (column -1): masked-off lanes do not fault.
-      const float* x = reinterpret_cast<const float*>(reinterpret_cast<uintptr_t>(in + i * in_w) + uintptr_t(cb.j0 * 4));
-      const __m512 a = _mm512_maskz_loadu_ps(cb.m[0], x), b = _mm512_maskz_loadu_ps(cb.m[1], x + 16);
-      const __m512 a2 = _mm512_maskz_loadu_ps(cb.m[2], x + 2), b2 = _mm512_maskz_loadu_ps(cb.m[3], x + 18);
-      ev = _mm512_permutex2var_ps(a, even, b);
-      od = _mm512_permutex2var_ps(a, odd, b);
-      ev2 = _mm512_permutex2var_ps(a2, even, b2);
-    }
-    for (int r = 0; r < R; ++r) {
-      const int kh = j - 2 * r;
-      if (kh < 0 || kh > 2) continue;
-      acc[r] = _mm512_fmadd_ps(p.w[kh * 3], ev, acc[r]);
-      acc[r] = _mm512_fmadd_ps(p.w[kh * 3 + 1], od, acc[r]);
-      acc[r] = _mm512_fmadd_ps(p.w[kh * 3 + 2], ev2, acc[r]);
-    }
-  }
-  const __mmask16 store = first_lanes(outputs);
-  for (int r = 0; r < R; ++r)
-    _mm512_mask_storeu_ps(out + r * out_rs, store, _mm512_min_ps(p.hi, _mm512_max_ps(p.lo, acc[r])));
-}
-
 // Stride 1: the masks of a column block's three loads, at columns c - pw + kw of the
 // row (kw = 0, 1, 2), lane l kept when its column lies in the row [0, in_w) and l is
 // one of the block's outputs.
@@ -114,48 +81,46 @@ inline Columns1 columns1(int64_t c, int outputs, int64_t pw, int64_t in_w) {
   return b;
 }
 
-// R output rows from input row i0 (of the plane; outside it: zeros), one column block:
-// each of the R + 2 input rows is loaded once at the three column shifts and feeds the
-// one to three output rows that use it (kh = j - r), so each output still gets its taps
-// in t order.
-template <int R>
-inline void block_s1(const float* in, int64_t h, int64_t in_w, int64_t i0, const Columns1& cb, int outputs,
-                     const Params512& p, float* out, int64_t out_rs) {
+template <int S>
+using Columns = typename std::conditional<S == 1, Columns1, Columns2>::type;
+
+// R output rows from input row i0 (of the plane; outside it: zeros), one column block of
+// up to 16 outputs: each of the S * (R - 1) + 3 input rows is read once, as its three
+// tap vectors (kw = 0, 1, 2), and feeds the one to three output rows that use it
+// (kh = j - S * r), so each output still gets its taps in t order.
+template <int S, int R>
+inline void block(const float* in, int64_t h, int64_t in_w, int64_t i0, const Columns<S>& cb, int outputs,
+                  const Params512& p, float* out, int64_t out_rs) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
   __m512 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = p.bias;
 #pragma GCC unroll 16
-  for (int j = 0; j < R + 2; ++j) {
+  for (int j = 0; j < S * (R - 1) + 3; ++j) {
     const int64_t i = i0 + j;
-    __m512 x0 = _mm512_setzero_ps(), x1 = _mm512_setzero_ps(), x2 = _mm512_setzero_ps();
+    __m512 x[3] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     if (i >= 0 && i < h) {
-      const float* x = reinterpret_cast<const float*>(reinterpret_cast<uintptr_t>(in + i * in_w) + uintptr_t(cb.j0 * 4));
-      x0 = _mm512_maskz_loadu_ps(cb.m[0], x);
-      x1 = _mm512_maskz_loadu_ps(cb.m[1], x + 1);
-      x2 = _mm512_maskz_loadu_ps(cb.m[2], x + 2);
+      // The address of lane 0 may lie before the row (column -1): masked-off lanes do not fault.
+      const float* row = reinterpret_cast<const float*>(reinterpret_cast<uintptr_t>(in + i * in_w) + uintptr_t(cb.j0 * 4));
+      if constexpr (S == 1) {
+        for (int kw = 0; kw < 3; ++kw) x[kw] = _mm512_maskz_loadu_ps(cb.m[kw], row + kw);
+      } else {
+        const __m512 a = _mm512_maskz_loadu_ps(cb.m[0], row), b = _mm512_maskz_loadu_ps(cb.m[1], row + 16);
+        const __m512 a2 = _mm512_maskz_loadu_ps(cb.m[2], row + 2), b2 = _mm512_maskz_loadu_ps(cb.m[3], row + 18);
+        x[0] = _mm512_permutex2var_ps(a, even, b);
+        x[1] = _mm512_permutex2var_ps(a, odd, b);
+        x[2] = _mm512_permutex2var_ps(a2, even, b2);
+      }
     }
     for (int r = 0; r < R; ++r) {
-      const int kh = j - r;
+      const int kh = j - S * r;
       if (kh < 0 || kh > 2) continue;
-      acc[r] = _mm512_fmadd_ps(p.w[kh * 3], x0, acc[r]);
-      acc[r] = _mm512_fmadd_ps(p.w[kh * 3 + 1], x1, acc[r]);
-      acc[r] = _mm512_fmadd_ps(p.w[kh * 3 + 2], x2, acc[r]);
+      for (int kw = 0; kw < 3; ++kw) acc[r] = _mm512_fmadd_ps(p.w[kh * 3 + kw], x[kw], acc[r]);
     }
   }
   const __mmask16 store = first_lanes(outputs);
   for (int r = 0; r < R; ++r)
     _mm512_mask_storeu_ps(out + r * out_rs, store, _mm512_min_ps(p.hi, _mm512_max_ps(p.lo, acc[r])));
-}
-
-template <int S>
-using Columns = typename std::conditional<S == 1, Columns1, Columns2>::type;
-
-template <int S, int R>
-inline void block(const float* in, int64_t h, int64_t in_w, int64_t i0, const Columns<S>& cb, int outputs,
-                  const Params512& p, float* out, int64_t out_rs) {
-  if constexpr (S == 1)
-    block_s1<R>(in, h, in_w, i0, cb, outputs, p, out, out_rs);
-  else
-    block_s2<R>(in, h, in_w, i0, cb, outputs, p, out, out_rs);
 }
 
 // Output rows [0, oh_count) x columns [0, ow_count) of the convolution with stride S over
