@@ -89,6 +89,46 @@ def random_blockq(rng, n: int, codec: str) -> bytes:
     return d.astype("<f2").tobytes() + nib.tobytes()
 
 
+def ecq_payload(codes, chunk: int, freqs=None, lo=None) -> bytes:
+    """An ``ecq`` payload (spec 3.6) for integer ``codes``, written by this file's own
+    rANS encoder (independent of the native one).  ``freqs`` (summing to 2^15, with
+    ``lo`` the code of symbol 0) may give any valid table, including zero-frequency
+    symbols and ones no code uses; by default the counts, scaled."""
+    codes = [int(c) for c in np.asarray(codes).reshape(-1)]
+    if freqs is None:
+        lo = min(codes) if codes else 0
+        S = (max(codes) - lo + 1) if codes else 1
+        cnt = [0] * S
+        for c in codes:
+            cnt[c - lo] += 1
+        if not codes:
+            cnt[0] = 1
+        total = sum(cnt)
+        freqs = [max(1, c * 32768 // total) if c else 0 for c in cnt]
+        while sum(freqs) != 32768:  # fix the sum on the largest frequencies
+            i = max(range(S), key=lambda j: (freqs[j], -j))
+            freqs[i] += 1 if sum(freqs) < 32768 else -1
+    S = len(freqs)
+    assert sum(freqs) == 32768 and all(freqs[c - lo] > 0 for c in codes)
+    cum = [0]
+    for f in freqs:
+        cum.append(cum[-1] + f)
+    streams = []
+    for a in range(0, len(codes), chunk):
+        x, out = 1 << 23, []
+        for c in reversed(codes[a:a + chunk]):
+            s = c - lo
+            f = freqs[s]
+            while x >= (f << 16):
+                out.append(x & 0xFF)
+                x >>= 8
+            x = (x // f << 15) + x % f + cum[s]
+        streams.append(struct.pack("<I", x) + bytes(reversed(out)))
+    head = struct.pack("<Ii", S, lo) + struct.pack(f"<{S}H", *freqs) + (b"\0\0" if S % 2 else b"")
+    ends = np.cumsum([len(t) for t in streams]).astype("<u4").tobytes()
+    return head + ends + b"".join(streams)
+
+
 def stats_payload(mean, std, sparsity, sigmas) -> bytes:
     return np.array([mean, std, sparsity, *sigmas], dtype="<f4").tobytes()
 
@@ -176,6 +216,31 @@ def vectors_prng(rng):
     t.append((_entry("empty", (3, 0), "float32", "prng", params), payload))
     params, payload = random_prng(rng, 60, 12, 4, 16, -13)
     t.append((_entry("conv", (5, 3, 2, 2), "bfloat16", "prng", params), payload))
+    return t
+
+
+def vectors_ecq(rng):
+    def entry(name, shape, dtype, step, chunk, payload):
+        return (_entry(name, shape, dtype, "ecq", {"step": float(np.float32(step)), "chunk": chunk,
+                                                   "bytes": len(payload)}), payload)
+    t = []
+    q = np.round(rng.laplace(0, 3, 1000)).astype(np.int64)  # 4 chunks of 256, the last partial
+    t.append(entry("laplace_n1000", (10, 100), "float32", 0.0123, 256, ecq_payload(q, 256)))
+    t.append(entry("empty", (0, 3), "float32", 1.0, 16384, ecq_payload([], 16384)))
+    t.append(entry("one_symbol", (300,), "float16", 0.5, 256, ecq_payload([-5] * 300, 256)))
+    q = rng.integers(-2500, 2500, 6000)  # a wide alphabet, odd size (padding), gaps of frequency 0
+    t.append(entry("wide", (6000,), "bfloat16", 3.0e-4, 1024, ecq_payload(q, 1024)))
+    # a table that is not the counts: unused symbols, the rarest ones with frequency 1
+    freqs = [1, 0, 16000, 16000, 0, 766, 1] + [0] * 10
+    q = rng.choice([-3, -1, 0, 2, 3], 700, p=[0.001, 0.49, 0.49, 0.018, 0.001])
+    t.append(entry("given_table", (7, 100), "float32", 0.25, 512, ecq_payload(q, 512, freqs, lo=-3)))
+    # extreme codes and steps: |q| = 2^24 exactly, steps 2^-100 and 2^100
+    q = np.array([2**24 - 3, 2**24, 2**24 - 1] * 11)
+    t.append(entry("top_codes", (33,), "float32", 2.0**-100, 256, ecq_payload(q, 256)))
+    q = np.array([-(2**24), -(2**24) + 7, -(2**24) + 1] * 9)
+    t.append(entry("bottom_codes", (3, 9), "float32", 2.0**100 / 2**26, 256, ecq_payload(q, 256)))
+    q = np.round(rng.standard_normal(2000) * 40).astype(np.int64)
+    t.append(entry("big_chunk", (2, 10, 10, 10), "float64", 2.0**100, 1 << 20, ecq_payload(q, 1 << 20)))
     return t
 
 
@@ -341,6 +406,7 @@ def main(out: str) -> None:
     write_vector(out, "q4", vectors_blockq(rng, "q4"))
     write_vector(out, "prng", vectors_prng(rng))
     write_vector(out, "stats", vectors_stats(rng))
+    write_vector(out, "ecq", vectors_ecq(np.random.default_rng(20261123)))
     write_vector(out, "empty", [])
 
     bad = os.path.join(out, "bad")

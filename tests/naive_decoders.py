@@ -117,3 +117,34 @@ def blockq_decode(payload: bytes, n: int, codec: str) -> np.ndarray:
             q = q - 8
         out[i] = d * F32(q)
     return out
+
+
+def ecq_decode(payload: bytes, n: int, step: float, chunk: int) -> np.ndarray:
+    """Spec 3.6 read element by element (no validation beyond what decoding needs)."""
+    p = bytes(payload)
+    S = int.from_bytes(p[0:4], "little")
+    lo = int.from_bytes(p[4:8], "little", signed=True)
+    f = [int.from_bytes(p[8 + 2 * s:10 + 2 * s], "little") for s in range(S)]
+    A = 8 + 2 * S + (2 if S % 2 else 0)
+    nc = -(-n // chunk)
+    B = A + 4 * nc
+    e = [int.from_bytes(p[A + 4 * i:A + 4 * i + 4], "little") for i in range(nc)]
+    out = np.zeros(n, dtype=np.float32)
+    for i in range(nc):
+        pos, end = B + (e[i - 1] if i else 0), B + e[i]
+        x = int.from_bytes(p[pos:pos + 4], "little")
+        pos += 4
+        for j in range(i * chunk, min((i + 1) * chunk, n)):
+            r = x % 2**15
+            s, F = 0, 0
+            while not F <= r < F + f[s]:
+                F += f[s]
+                s += 1
+            x = f[s] * (x // 2**15) + r - F
+            while x < 2**23:
+                assert pos < end
+                x = x * 256 + p[pos]
+                pos += 1
+            out[j] = F32(lo + s) * F32(step)
+        assert x == 2**23 and pos == end
+    return out

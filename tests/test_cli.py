@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import seedcore
 
@@ -65,6 +66,27 @@ def test_extract_inspect_verify_assemble_on_minilm(tmp_path, minilm_path, minilm
     x = minilm[w].astype(np.float64)
     assert np.mean((back[w] - x) ** 2) / np.mean(x**2) < 1e-4
     assert np.array_equal(back["embeddings.position_ids"], minilm["embeddings.position_ids"])
+
+
+def test_extract_ecq_at_a_bit_rate(tmp_path, minilm_path, minilm):
+    """--codec ecq --bits 3 and an ecq:5 rule: the payloads are about the codes' entropy,
+    and the weights come back from the native decoder within a uniform quantiser's error."""
+    seed = tmp_path / "ecq.seed"
+    run("extract", minilm_path, "-o", seed, "--codec", "ecq", "--bits", "3", "-q",
+        "--rule", "encoder.layer.5.*.weight=ecq:5")
+    s = seedcore.load(seed)
+    st = tmp_path / "ecq.safetensors"
+    run("assemble", seed, "-o", st)
+    from safetensors.numpy import load_file
+
+    back = load_file(str(st))
+    for name, bits in (("encoder.layer.0.attention.self.query.weight", 3),
+                       ("encoder.layer.5.output.dense.weight", 5)):
+        e = s.entry(name)
+        assert e.codec == "ecq" and 8 * e.params["bytes"] / e.n == pytest.approx(bits, abs=0.05)
+        assert np.max(np.abs(back[name] - minilm[name])) <= e.params["step"] / 2 * (1 + 1e-6)
+    r = run("extract", minilm_path, "-o", tmp_path / "x.seed", "--codec", "ecq", "--bits", "20", check=False)
+    assert r.returncode == 2 and "bits" in r.stderr
 
 
 def test_bad_input_one_line_exit_2(tmp_path, minilm_path):

@@ -21,7 +21,7 @@ def roundtrip(codec, x, options=None, dtype="float32"):
 
 
 def test_registry_interface():
-    assert set(CODECS) == {"raw", "q8", "q4", "prng", "stats"}
+    assert set(CODECS) == {"raw", "q8", "q4", "prng", "stats", "ecq"}
     for name, mod in CODECS.items():
         assert mod.NAME == name
         for fn in ("validate_params", "expected_length", "encode", "decode"):

@@ -14,7 +14,7 @@ import seedcore
 from conftest import HERE, VECTORS
 from seedcore.assemble import cpu_features, decode_file
 
-NAMES = ["raw", "q8", "q4", "prng", "stats", "empty"]
+NAMES = ["raw", "q8", "q4", "prng", "stats", "ecq", "empty"]
 
 
 def test_vectors_are_up_to_date(tmp_path):
@@ -48,7 +48,7 @@ def test_reference_decoders_reproduce_expected(name):
     assert _concat([seed.decode_reference(e.name) for e in seed.tensors]) == _expected(name)
 
 
-@pytest.mark.parametrize("name", ["q8", "q4", "prng", "stats"])
+@pytest.mark.parametrize("name", ["q8", "q4", "prng", "stats", "ecq"])
 def test_naive_spec_decoders_agree(name):
     """An independent, element-by-element reading of docs/format.md agrees with the
     vectorised reference decoders on every vector."""
@@ -59,6 +59,8 @@ def test_naive_spec_decoders_agree(name):
         p = e.params
         if name == "prng":
             naive = nd.prng_decode(payload, e.n, p["C"], p["P"], p["K"], p["exp_bias"])
+        elif name == "ecq":
+            naive = nd.ecq_decode(payload, e.n, p["step"], p["chunk"])
         elif name == "stats":
             d = nd.stats_decode(payload, e.shape, p["k"], p["seed"])
             naive = np.array([d[i] for i in range(e.n)], np.float32)

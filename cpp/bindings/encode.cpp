@@ -1,4 +1,5 @@
-// pybind11 entry point of the prng seed search (used by seedcore/codecs/prng.py).
+// pybind11 entry points of the native encoders: the prng seed search (used by
+// seedcore/codecs/prng.py) and the ecq entropy coder.
 #include "encode.h"
 
 #include <pybind11/numpy.h>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "../src/encode/ecq_encode.h"
 #include "../src/encode/prng_search.h"
 
 namespace py = pybind11;
@@ -90,6 +92,19 @@ py::tuple prng_search(carray<float> w, carray<float> q, carray<std::int16_t> bas
     return py::make_tuple(seeds, exps, mants, errors, evaluated);
 }
 
+py::bytes ecq_encode(carray<std::int32_t> codes, long long chunk) {
+    if (codes.ndim() != 1) throw std::invalid_argument("ecq_encode: codes must be a 1-D array");
+    if (chunk < 256 || chunk > (1LL << 20))
+        throw std::invalid_argument("ecq_encode: chunk " + std::to_string(chunk) + " is outside [256, 2^20]");
+    std::vector<std::uint8_t> payload;
+    {
+        py::gil_scoped_release release;
+        payload = enc::ecq_encode(codes.data(), static_cast<std::size_t>(codes.shape(0)),
+                                  static_cast<std::uint32_t>(chunk));
+    }
+    return py::bytes(reinterpret_cast<const char*>(payload.data()), payload.size());
+}
+
 }  // namespace
 
 void bind_encode(py::module_& m) {
@@ -98,6 +113,11 @@ void bind_encode(py::module_& m) {
           py::arg("threads") = 0,
           "Exact prng seed search over all 2^K - 1 seeds for each block of w (nblocks x C).\n"
           "Returns (seeds, exponents E, mantissas, squared errors, candidates evaluated).");
+    m.def("ecq_encode", &ecq_encode, py::arg("codes"), py::arg("chunk"),
+          "The complete ecq payload (format.md 3.6) for the 1-D int32 codes, rANS-coded in\n"
+          "chunks of `chunk` elements (256 .. 2^20): S, lo, frequencies, padding, chunk\n"
+          "offsets, streams. ValueError when the codes span more than 32768 values or lie\n"
+          "outside [-2^24, 2^24]. Deterministic.");
 }
 
 }  // namespace seedcore_py

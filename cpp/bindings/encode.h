@@ -1,4 +1,4 @@
-// Bindings for the encoder-side accelerators (the prng seed search).
+// Bindings for the encoder-side accelerators (the prng seed search, the ecq coder).
 // Owned by the encoder work; module.cpp only calls bind_encode().
 #pragma once
 #include <pybind11/pybind11.h>

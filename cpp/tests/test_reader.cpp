@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "../src/encode/ecq_encode.h"
 #include "seedcore/crc32.h"
 #include "seedcore/json.h"
 #include "seedcore/seed_file.h"
@@ -34,6 +35,17 @@ void open_verify_decode(const std::vector<uint8_t>& b) {
   }
 }
 
+// An ecq payload of n Laplace-like codes (the native encoder's output) and its params.
+std::vector<uint8_t> ecq_payload(Rng& rng, uint64_t n, uint32_t chunk) {
+  std::vector<int32_t> codes(static_cast<size_t>(n));
+  for (auto& c : codes) c = int32_t(rng() % 9) + int32_t(rng() % 9) - 8;
+  return seedcore::encode::ecq_encode(codes.data(), codes.size(), chunk);
+}
+std::string ecq_params(const char* step, uint32_t chunk, const std::vector<uint8_t>& payload) {
+  return std::string("{\"step\": ") + step + ", \"chunk\": " + std::to_string(chunk) +
+         ", \"bytes\": " + std::to_string(payload.size()) + "}";
+}
+
 std::vector<TensorDesc> small_valid_tensors(Rng& rng) {
   std::vector<TensorDesc> t;
   t.push_back({"w.prng", {3, 7}, "float32", "prng", "{\"C\": 8, \"P\": 3, \"K\": 12, \"exp_bias\": -5}",
@@ -46,6 +58,8 @@ std::vector<TensorDesc> small_valid_tensors(Rng& rng) {
   t.push_back({"mask", {3}, "bool", "raw", "{\"storage\": \"bool\"}", {1, 0, 1}, ""});
   t.push_back({"empty", {0, 4}, "float32", "raw", "{\"storage\": \"float16\"}", {}, ""});
   t.push_back({"scalar", {}, "float64", "raw", "{\"storage\": \"float32\"}", {0, 0, 128, 63}, ""});
+  const std::vector<uint8_t> ecq = ecq_payload(rng, 300, 256);
+  t.push_back({"w.ecq", {3, 100}, "float32", "ecq", ecq_params("0.25", 256, ecq), ecq, ""});
   return t;
 }
 
@@ -190,7 +204,7 @@ void test_valid_file_and_threads(Rng& rng) {
     try {
       SeedFile sf(path);
       sf.verify();
-      CHECK(sf.tensors().size() == 8 && sf.file_length() == f.size());
+      CHECK(sf.tensors().size() == 9 && sf.file_length() == f.size());
       sf.close();
       CHECK_THROWS_SEED("decode after close", {
         float x;
@@ -231,6 +245,8 @@ void test_split_decoding(Rng& rng) {
   t.push_back({"i64", {600001}, "int64", "raw", "{\"storage\": \"int64\"}", random_bytes(rng, 8 * 600001), ""});
   t.push_back({"stats", {1100, 1001}, "float32", "stats", "{\"k\": 4, \"seed\": 9}",
                stats_payload(0.01f, 0.5f, 0.1f, {3.0f, 2.0f, 1.0f, 0.5f}), ""});
+  const std::vector<uint8_t> ecq = ecq_payload(rng, 1200007, 4096);
+  t.push_back({"ecq", {1200007}, "float16", "ecq", ecq_params("0.001953125", 4096, ecq), ecq, ""});
   t.push_back({"small", {1000}, "float32", "prng", prng84, random_prng_payload(rng, 1000, 8, 4, 16), ""});
   auto file = open_bytes(build_seed(t));
   const size_t count = file->tensors().size();
@@ -333,6 +349,7 @@ void test_entry_rules(Rng& rng) {
 
   struct Bad { const char* label; std::string fields; std::vector<uint8_t> payload; };
   const std::vector<uint8_t> q8_32 = random_blockq_payload(rng, 32, false, false);
+  const std::vector<uint8_t> ecq300 = ecq_payload(rng, 300, 256);
   const std::vector<Bad> bads = {
       {"unknown codec", "\"shape\": [32], \"dtype\": \"float32\", \"codec\": \"q5\", \"params\": {\"block\": 32}", q8_32},
       {"unknown dtype", "\"shape\": [32], \"dtype\": \"float8\", \"codec\": \"q8\", \"params\": {\"block\": 32}", q8_32},
@@ -374,6 +391,13 @@ void test_entry_rules(Rng& rng) {
       {"stats nan mean", "\"shape\": [16], \"dtype\": \"float32\", \"codec\": \"stats\", \"params\": {\"k\": 0, \"seed\": 1}", stats_payload(NAN, 1, 0, {})},
       {"stats sigma increasing", "\"shape\": [4, 4], \"dtype\": \"float32\", \"codec\": \"stats\", \"params\": {\"k\": 2, \"seed\": 1}", stats_payload(0, 1, 0, {1, 2})},
       {"stats sigma < 0", "\"shape\": [4, 4], \"dtype\": \"float32\", \"codec\": \"stats\", \"params\": {\"k\": 1, \"seed\": 1}", stats_payload(0, 1, 0, {-1})},
+      {"ecq on int", "\"shape\": [300], \"dtype\": \"int32\", \"codec\": \"ecq\", \"params\": " + ecq_params("0.25", 256, ecq300), ecq300},
+      {"ecq step 0.1", "\"shape\": [300], \"dtype\": \"float32\", \"codec\": \"ecq\", \"params\": " + ecq_params("0.1", 256, ecq300), ecq300},
+      {"ecq chunk 128", "\"shape\": [300], \"dtype\": \"float32\", \"codec\": \"ecq\", \"params\": " + ecq_params("0.25", 128, ecq300), ecq300},
+      {"ecq bytes mismatch", "\"shape\": [300], \"dtype\": \"float32\", \"codec\": \"ecq\", \"params\": " + ecq_params("0.25", 256, ecq300), [&] { auto p = ecq300; p.push_back(0); return p; }()},
+      {"ecq shape mismatch", "\"shape\": [600], \"dtype\": \"float32\", \"codec\": \"ecq\", \"params\": " + ecq_params("0.25", 256, ecq300), ecq300},
+      {"ecq stream byte flipped", "\"shape\": [300], \"dtype\": \"float32\", \"codec\": \"ecq\", \"params\": " + ecq_params("0.25", 256, ecq300),
+       [&] { auto p = ecq300; p[p.size() - 1] ^= 1; return p; }()},
       {"unknown entry key", "\"shape\": [32], \"dtype\": \"float32\", \"codec\": \"q8\", \"params\": {\"block\": 32}, \"note\": 1", q8_32},
   };
   for (const Bad& b : bads) CHECK_THROWS_SEED(b.label, open_verify_decode(file_with_entry(b.fields, b.payload)));

@@ -85,7 +85,7 @@ int main(int argc, char** argv) {
   const std::string dir = argv[1];
   std::vector<std::string> names = list_dir(dir, ".seed");
   // The set tests/make_vectors.py writes; each must be present.
-  for (const char* required : {"raw", "q8", "q4", "prng", "stats", "empty"}) {
+  for (const char* required : {"raw", "q8", "q4", "prng", "stats", "ecq", "empty"}) {
     const bool present = std::find(names.begin(), names.end(), required) != names.end();
     CHECK_MSG(present, "vector %s/%s.seed is missing", dir.c_str(), required);
   }

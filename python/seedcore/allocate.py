@@ -45,6 +45,10 @@ from .errors import SeedError
 
 #: the codecs a tensor may get, cheapest first (codec spec strings as in ``rules``)
 DEFAULT_CANDIDATES = ("prng:3", "prng:4", "prng:4.5", "q4", "q8", "raw:float16")
+#: the default candidates plus the entropy-coded codec at a ladder of rates
+#: (``extract(..., candidates=ECQ_CANDIDATES)``; docs/format.md 3.6)
+ECQ_CANDIDATES = DEFAULT_CANDIDATES + tuple(f"ecq:{b:g}" for b in (1.5, 2, 2.25, 2.5, 2.75, 3, 3.25, 3.5, 3.75, 4,
+                                                                   4.5, 5, 5.5, 6, 7, 8))
 #: blocks of a tensor whose prng error is measured exactly before scaling up
 PRNG_SAMPLE_BLOCKS = 1024
 #: rows of a tensor encoded by gptq to measure a candidate's output-metric error
@@ -88,13 +92,22 @@ def _spec_label(codec: str, options: Mapping) -> str:
         return f"prng:{b:g}" if b is not None else "prng"
     if codec == "raw":
         return f"raw:{options.get('storage', 'float32')}"
+    if codec == "ecq" and options.get("bits") is not None:
+        return f"ecq:{options['bits']:g}"
     return codec
 
 
-def payload_bits(codec: str, options: Mapping, shape: Sequence[int]) -> int:
-    """Payload bits of a tensor under (codec, options), from the codec's layout."""
-    from .codecs import get_codec, prng
+def payload_bits(codec: str, options: Mapping, shape: Sequence[int], w: np.ndarray | None = None) -> int:
+    """Payload bits of a tensor under (codec, options), from the codec's layout;
+    for ``ecq``, whose size depends on the values, those of ``w`` (the tensor)
+    encoded with plain rounding (data-aware rounding keeps the step and moves the
+    size by a fraction of a percent)."""
+    from .codecs import ecq, get_codec, prng
 
+    if codec == "ecq":
+        if w is None:
+            raise SeedError("payload_bits: the ecq payload size depends on the tensor's values")
+        return 8 * ecq.round_trip(np.asarray(w, np.float32), dict(options))[1]
     if codec == "prng":
         if {"C", "P", "K"} & set(options):  # explicit parameters, as prng.encode reads them
             C, P, K = (int(options.get(k, d)) for k, d in zip("CPK", prng.preset(4.5)))
@@ -115,6 +128,10 @@ def _round_trip(codec: str, options: Mapping, w: np.ndarray, threads: int) -> np
     from .codecs import get_codec
 
     opts = dict(options)
+    if codec == "ecq":  # decode(encode(w)) without the reference decoder: the codes times the step
+        from .codecs import ecq
+
+        return ecq.round_trip(w, opts)[0]
     if codec == "prng":
         opts["threads"] = threads
     params, payload = get_codec(codec).encode(w, opts)
@@ -175,6 +192,10 @@ def h_error(codec: str, options: Mapping, w: np.ndarray, h: np.ndarray, threads:
 
         opts["exp_bias"] = prng.choose_exp_bias(w2)
         opts["threads"] = threads
+    if codec == "ecq":  # the whole tensor's step, as its encoding will use
+        from .codecs import ecq
+
+        opts["step"] = ecq.choose_step(w2, opts)[0]
     if gptq.eligible(codec, options, w.shape):
         _, _, got = gptq.encode(codec, opts, sample, h, threads=threads)
     else:
@@ -279,7 +300,7 @@ def allocate(graph: Mapping, weights: Mapping[str, np.ndarray], names: Sequence[
             raise SeedError("rate allocation: the stats codec carries no pre-trained knowledge; "
                             "it is not a candidate")
     budget = int(target_bpw * n_weights) - int(fixed_bits)
-    cheapest = sum(min(payload_bits(c, o, weights[n].shape) for c, o in specs) for n in names)
+    cheapest = sum(min(payload_bits(c, o, weights[n].shape, weights[n]) for c, o in specs) for n in names)
     if budget < cheapest:
         raise SeedError(
             f"target_bpw={target_bpw:g} cannot be met: the other tensors and the metadata take "
@@ -318,7 +339,7 @@ def allocate(graph: Mapping, weights: Mapping[str, np.ndarray], names: Sequence[
                 e = h_error(codec, opts, w, h, threads)
             else:
                 e = probe_err if (codec, opts) == ("q4", {}) else squared_error(codec, opts, w, threads)
-            options.append((codec, opts, payload_bits(codec, opts, w.shape), gain * e, e))
+            options.append((codec, opts, payload_bits(codec, opts, w.shape, w), gain * e, e))
         rows.append((name, gain, options))
 
     sel = _knapsack([[(o[2], o[3]) for o in opts] for _, _, opts in rows], budget)

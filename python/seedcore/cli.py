@@ -32,13 +32,15 @@ codecs:
   raw     float32 (--bits 32, default) or float16 (--bits 16) values
   stats   mean, std, sparsity and top singular values per tensor: kilobytes for a
           whole model, but no pre-trained knowledge (needs on-device training)
+  ecq     one step per tensor, the codes rANS-coded: --bits is their entropy in
+          bits per weight (0.25 to 12, default 4)
 
 By default 1-D tensors (biases, norms) stay raw float32 (except with --codec stats)
 and integer buffers are stored raw.
 
 rules (--rule PATTERN=CODEC, repeatable, first match wins):
   PATTERN is an fnmatch glob over tensor names, or re:REGEX (full match);
-  CODEC may carry an argument: prng:3, raw:float16, raw:bfloat16, stats:4.
+  CODEC may carry an argument: prng:3, raw:float16, raw:bfloat16, stats:4, ecq:3.
   e.g. --rule 'embeddings.word_embeddings.weight=prng:3' --rule '*.bias=raw'
 """
 
@@ -263,10 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_CODECS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("src", help="the source weights: a .safetensors, .pt, .pth or .bin file")
     e.add_argument("-o", "--output", required=True, metavar="OUT.seed", help="the .seed file to write")
-    e.add_argument("--codec", default="prng", choices=["prng", "q8", "q4", "raw", "stats"],
+    e.add_argument("--codec", default="prng", choices=["prng", "q8", "q4", "raw", "stats", "ecq"],
                    help="codec for every tensor no rule names (default: prng)")
     e.add_argument("--bits", type=_bits, default=None,
-                   help="prng: 3, 4 (default) or 4.5 bits per weight; raw: 32 (default) or 16")
+                   help="prng: 3, 4 (default) or 4.5 bits per weight; raw: 32 (default) or 16; "
+                        "ecq: 0.25 to 12 (default 4)")
     e.add_argument("--rule", action="append", metavar="PATTERN=CODEC",
                    help="per-tensor codec, first match wins (repeatable; see below)")
     e.add_argument("--name", help="model name stored in the file (default: from the source)")

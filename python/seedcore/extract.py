@@ -268,8 +268,14 @@ class _Rule:
         return self._match(name)
 
 
+def _ecq_bits_ok(b: float) -> bool:
+    from .codecs import ecq
+
+    return math.isfinite(b) and ecq.BITS_MIN <= b <= ecq.BITS_MAX
+
+
 def parse_codec_spec(spec: str) -> tuple[str, dict]:
-    """'q8', 'prng:3', 'raw:float16', 'stats:4' -> (codec, options)."""
+    """'q8', 'prng:3', 'raw:float16', 'stats:4', 'ecq:3' -> (codec, options)."""
     codec, _, arg = str(spec).partition(":")
     codec = codec.strip().lower()
     if codec not in CODEC_NAMES:
@@ -286,6 +292,14 @@ def parse_codec_spec(spec: str) -> tuple[str, dict]:
         if arg.lower() not in _RAW_STORAGE_NAMES:
             raise SeedError(f"codec {spec!r}: raw storage must be float32, float16 or bfloat16")
         return codec, {"storage": _RAW_STORAGE_NAMES[arg.lower()]}
+    if codec == "ecq":
+        try:
+            b = float(arg)
+        except ValueError:
+            b = None
+        if b is None or not _ecq_bits_ok(b):
+            raise SeedError(f"codec {spec!r}: ecq takes a bit rate between 0.25 and 12 (bits per weight)")
+        return codec, {"bits": b}
     if codec == "stats":
         try:
             return codec, {"k": int(arg)}
@@ -347,6 +361,14 @@ def _default_options(codec: str, bits: Any) -> dict:
         if bits is not None:
             raise SeedError(f"bits={bits!r}: the stats codec has no bit rate")
         return {}
+    if codec == "ecq":
+        try:
+            b = 4.0 if bits is None else float(bits)
+        except (TypeError, ValueError):
+            b = float("nan")
+        if not _ecq_bits_ok(b):
+            raise SeedError(f"bits={bits!r}: ecq takes a bit rate between 0.25 and 12 (bits per weight)")
+        return {"bits": b}
     raise SeedError(f"unknown codec {codec!r} (known: {', '.join(CODEC_NAMES)})")
 
 
@@ -362,6 +384,8 @@ def choose_codec(name: str, dtype: str, ndim: int, codec: str, default_options: 
             opts = dict(rule.options)
             if rule.codec == "prng" and "bits" not in opts and not {"C", "P", "K"} & set(opts):
                 opts["bits"] = float(bits) if (codec == "prng" and bits is not None) else 4.0
+            if rule.codec == "ecq" and "bits" not in opts and "step" not in opts:
+                opts["bits"] = float(bits) if (codec == "ecq" and bits is not None) else 4.0
             return rule.codec, opts
     if ndim <= 1 and codec != "stats":
         return "raw", {"storage": "float32"}
@@ -414,23 +438,25 @@ def extract(
     bias_correction: bool | None = None,
     allocation_metric: str = "weight",
     sequential: bool | None = None,
+    candidates: Sequence[str] | None = None,
 ) -> Seed:
     """Encodes a model's weights into a ``Seed``.
 
     src      an ``nn.Module``, a state dict (torch tensors or numpy arrays), or a
              path to a ``.safetensors`` / ``.pt`` / ``.pth`` / ``.bin`` file.
-    codec    one of raw, q8, q4, prng, stats, for every tensor that no rule names
+    codec    one of raw, q8, q4, prng, stats, ecq, for every tensor that no rule names
              (default: prng; with ``example_inputs`` and no ``bits``, rate
              allocation at ``DEFAULT_TARGET_BPW`` = 4 bits per weight, see
              ``target_bpw``).
              By default 1-D and 0-D floating tensors (biases, norms) stay raw
              float32, except under ``stats``; integer and bool tensors are raw.
     bits     prng: 3, 4 (default) or 4.5 bits per weight; raw: 32 (default) or
-             16; q8 / q4 / stats: leave it out.
+             16; ecq: the codes' entropy in bits per weight, 0.25 to 12 (default
+             4; the step is chosen to meet it); q8 / q4 / stats: leave it out.
     rules    [(pattern, codec[, options])], first match wins; a pattern is an
              fnmatch glob ("encoder.*.weight"), "re:<regex>" or a compiled regex
              (full match).  codec may carry an argument: "prng:3",
-             "raw:float16", "stats:4".  A string "PATTERN=CODEC" also works.
+             "raw:float16", "stats:4", "ecq:3".  A string "PATTERN=CODEC" also works.
     name     the model name stored in the file (default: from the source).
     progress a tqdm bar over the tensors (weighted by size) when tqdm is installed.
     threads  threads for the prng seed search (0 = all cores).
@@ -482,6 +508,10 @@ def extract(
              agreement against 87.5 %, MiniLM a mean cosine of 0.982 against 0.985,
              and it encodes about twice as slowly, so it is opt-in
              (bench/RESULTS.md, quality sections; docs/findings.md).
+    candidates  the codec specs rate allocation chooses from (default
+             ``seedcore.allocate.DEFAULT_CANDIDATES``: prng:3, prng:4, prng:4.5,
+             q4, q8, raw:float16); e.g. add "ecq:2", "ecq:3", … for the
+             entropy-coded codec (docs/format.md 3.6), whose rate is continuous.
     """
     t0 = time.perf_counter()
     if allocation_metric not in ("weight", "output"):
@@ -502,6 +532,17 @@ def extract(
         if codec != "prng" or bits is not None:
             raise SeedError("extract: target_bpw chooses the codec and bits of each tensor; "
                             "leave codec at 'prng' and bits out")
+    if candidates is not None:
+        if target_bpw is None:
+            raise SeedError("extract: candidates are the codecs rate allocation chooses from; they need rate "
+                            "allocation (target_bpw; the default for a module with example_inputs and no codec "
+                            "or bits)")
+        if isinstance(candidates, str) or not all(isinstance(c, str) for c in candidates):
+            raise SeedError(f"extract: candidates must be a list of codec specs such as 'q8' or 'ecq:3', "
+                            f"got {candidates!r}")
+        candidates = [str(c) for c in candidates]
+        for c in candidates:
+            parse_codec_spec(c)  # a clear error for an unknown codec or bad argument
     if gptq is None:
         gptq = target_bpw is not None
     if gptq and example_inputs is None:
@@ -572,7 +613,7 @@ def extract(
     if target_bpw is not None:
         allocation = _allocate_rates(plan, graph, rule_list, calibration if calibration is not None
                                      else example_inputs, target_bpw, threads, progress, where,
-                                     hessians if allocation_metric == "output" else None)
+                                     hessians if allocation_metric == "output" else None, candidates)
         chosen = {ch.name: (ch.codec, ch.options) for ch in allocation.choices}
         plan = [(tname, obj, dtype, shape) + chosen.get(tname, (c, opts))
                 for tname, obj, dtype, shape, c, opts in plan]
@@ -709,6 +750,7 @@ def extract(
                 "gptq": bool(gptq),
                 "sequential": bool(sequential),
                 **({"allocation_metric": allocation_metric} if target_bpw is not None else {}),
+                **({"candidates": list(candidates)} if candidates is not None else {}),
                 "rules": [[r.source, r.codec, r.options] for r in rule_list],
             },
             "codecs": counts,
@@ -759,7 +801,8 @@ DEFAULT_TARGET_BPW = 4.0
 
 
 def _allocate_rates(plan: list, graph: dict, rule_list: list, calibration: Any, target_bpw: float,
-                    threads: int, progress: bool, where: str, hessians: Mapping | None = None):
+                    threads: int, progress: bool, where: str, hessians: Mapping | None = None,
+                    candidates: Sequence[str] | None = None):
     """Runs ``allocate.allocate`` over the tensors of ``plan`` that no rule names
     and that would get the default codec (floating, 2+ dimensions)."""
     import json
@@ -775,7 +818,7 @@ def _allocate_rates(plan: list, graph: dict, rule_list: list, calibration: Any, 
         if dtype in FLOAT_DTYPES and len(shape) >= 2 and not any(r.matches(tname) for r in rule_list):
             names.append(tname)
         else:
-            fixed += payload_bits(c, opts, shape) if c != "stats" else 0
+            fixed += payload_bits(c, opts, shape, weights[tname]) if c != "stats" else 0
     # the rest of the file: header and model fields, per tensor its JSON entry (about 130
     # bytes plus its name, twice with the allocation's record) and 64-byte alignment
     # (32 on average), the graph
@@ -797,7 +840,8 @@ def _allocate_rates(plan: list, graph: dict, rule_list: list, calibration: Any, 
     t0 = time.perf_counter()
     try:
         result = allocate(graph, weights, names, calibration, float(target_bpw), n_weights, fixed,
-                          threads=threads, progress=tick, hessians=hessians or None)
+                          threads=threads, progress=tick, hessians=hessians or None,
+                          **({"candidates": candidates} if candidates is not None else {}))
         result.seconds = time.perf_counter() - t0
         return result
     finally:

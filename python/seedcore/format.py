@@ -41,7 +41,7 @@ U32_LIMIT = 2**32
 FLOAT_DTYPES = ("float32", "float16", "bfloat16", "float64")
 INTEGER_DTYPES = ("int64", "int32", "int16", "int8", "uint8", "bool")
 DTYPES = FLOAT_DTYPES + INTEGER_DTYPES
-CODEC_NAMES = ("raw", "q8", "q4", "prng", "stats")
+CODEC_NAMES = ("raw", "q8", "q4", "prng", "stats", "ecq")
 
 # offset 0: magic, 8: format_version, 12: header_size, 16: metadata_offset,
 # 24: metadata_length, 32: data_offset, 40: file_length, 48: flags,

@@ -1,4 +1,4 @@
-"""Data-aware rounding (GPTQ-style error feedback) for the block codecs.
+"""Data-aware rounding (GPTQ-style error feedback) for the block codecs and ecq.
 
 Plain encoding rounds every weight block to its nearest code. But a layer's
 output error is ``ΔW X``, not ``ΔW``: what matters is the error weighted by the
@@ -11,12 +11,13 @@ encoded, where the inputs' correlations let it be compensated:
     W[:, rest] -= E_g · U_gg⁻¹ · U_g,rest        U = upper Cholesky factor of H⁻¹
 
 (for a group of one column this is GPTQ's ``err / U_jj · U_j,rest``). The file
-format does not change: the result is an ordinary q4 / q8 / prng payload, decoded
+format does not change: the result is an ordinary q4 / q8 / prng / ecq payload, decoded
 as any other; only the encoder's choice of codes differs.
 
 Applies to ``linear`` weights and ungrouped ``conv2d`` weights (columns = input
 features, or input channel × kernel positions as ``unfold`` orders them) whose
-column count is a multiple of the codec's block (32 for q4/q8, C for prng), so
+column count is a multiple of the codec's block (32 for q4/q8, C for prng; ecq,
+whose step is the tensor's, rounds one weight at a time: GPTQ's own case), so
 that every block lies in one row, or at least two blocks: then the few blocks
 that a row shares with the next are encoded last, from the compensated values
 (see ``encode``). ``H`` is measured on calibration inputs with
@@ -38,12 +39,14 @@ from .errors import SeedError
 
 #: GPTQ's damping: λ = DAMP · mean(diag H) added to the diagonal.
 DAMP = 0.01
-GROUPED_CODECS = ("q4", "q8", "prng")
+GROUPED_CODECS = ("q4", "q8", "prng", "ecq")
 
 
 def block_size(codec: str, params_or_options: Mapping) -> int:
     if codec in ("q4", "q8"):
         return 32
+    if codec == "ecq":  # one step for the whole tensor: every weight is a block of its own
+        return 1
     if codec == "prng":
         from .codecs import prng
 
@@ -216,6 +219,13 @@ class _Blocks:
             self.g = 32
             self.params = {"block": 32}
             return
+        if codec == "ecq":
+            from .codecs import ecq
+
+            self.g = 1
+            self.step, self.chunk = ecq.choose_step(np.asarray(w, np.float32), dict(options))
+            self.params = {"step": self.step, "chunk": self.chunk}
+            return
         from .codecs import prng
 
         opts = dict(options)
@@ -236,6 +246,8 @@ class _Blocks:
     def empty(self, nb: int) -> tuple:
         if self.codec in ("q4", "q8"):
             return np.zeros(nb, np.float16), np.zeros((nb, 32), np.int8)
+        if self.codec == "ecq":
+            return (np.zeros(nb, np.int64),)
         return np.zeros(nb, np.uint32), np.zeros(nb, np.uint8), np.zeros((nb, self.P), np.int8)
 
     def quantize(self, blocks: np.ndarray, u: np.ndarray | None):
@@ -243,6 +255,12 @@ class _Blocks:
         if self.codec in ("q4", "q8"):
             d, q, deq, errs = _blockq_group(blocks, self.codec, np.eye(g) if u is None else u)
             return (d, q), deq, (None if u is None else errs)
+        if self.codec == "ecq":
+            from .codecs import ecq
+
+            q = ecq.codes(blocks, self.step)  # [n, 1]
+            deq = (q.astype(np.float32) * np.float32(self.step)).astype(np.float64)
+            return (q[:, 0],), deq, (None if u is None else (blocks - deq) / u[0, 0])
         from . import _native
 
         q_tab, basis, pinv = self.tabs
@@ -256,6 +274,12 @@ class _Blocks:
         return (s, e, m), deq, fb
 
     def payload(self, fields: tuple) -> bytes:
+        """The payload of the encoded ``fields`` (ecq: also completes ``params``)."""
+        if self.codec == "ecq":
+            from .codecs import ecq
+
+            self.params, payload = ecq.encode_codes(fields[0], self.step, self.chunk)
+            return payload
         if self.codec == "q8":
             return fields[0].astype("<f2").tobytes() + fields[1].tobytes()
         if self.codec == "q4":
@@ -333,7 +357,8 @@ def encode(codec: str, options: Mapping, w: np.ndarray, h: np.ndarray, *, damp: 
     if progress is not None and n > reported:
         progress(n - reported)
     out = flat[:n].astype(np.float32).reshape(shape)
-    return dict(blk.params), blk.payload(fields), out
+    payload = blk.payload(fields)
+    return dict(blk.params), payload, out
 
 
 def eligible(codec: str, options: Mapping, shape: Sequence[int]) -> bool:

@@ -1,7 +1,8 @@
 // What a tensor entry says about its payload once validated: shape, dtype, codec and
 // the codec's parameters. Building a TensorSpec applies every rule of format.md
 // sections 2-3 that does not need the payload bytes; check_payload_decodable()
-// applies the rest (seeds ≠ 0, unused bits zero, bool bytes, stats values).
+// applies the rest (seeds ≠ 0, unused bits zero, bool bytes, stats values, ecq
+// tables and streams).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -13,7 +14,7 @@
 namespace seedcore {
 
 enum class Dtype : uint8_t { float32, float16, bfloat16, float64, int64, int32, int16, int8, uint8, boolean };
-enum class Codec : uint8_t { raw, q8, q4, prng, stats };
+enum class Codec : uint8_t { raw, q8, q4, prng, stats, ecq };
 
 const char* dtype_name(Dtype d);   // "bool" for Dtype::boolean
 const char* codec_name(Codec c);
@@ -33,6 +34,12 @@ struct StatsParams {
   uint64_t rows = 0, cols = 0;  // the rows × cols view of format.md 3.5
 };
 
+struct EcqParams {
+  float step = 0.0f;   // the quantisation step d, a binary32 in [2^-100, 2^100]
+  uint32_t chunk = 0;  // elements per independently coded chunk, 256 .. 2^20
+  uint64_t bytes = 0;  // the payload length m, 8 .. 2^40 - 1
+};
+
 struct TensorSpec {
   std::vector<uint64_t> shape;
   uint64_t n = 1;               // element count, < 2^32
@@ -42,6 +49,7 @@ struct TensorSpec {
   uint32_t block = 32;             // q8 / q4
   PrngParams prng;
   StatsParams stats;
+  EcqParams ecq;
 
   // Decoded element type: float32 for floating dtypes, else the integer/bool dtype.
   Dtype decoded_dtype() const { return is_float_dtype(dtype) ? Dtype::float32 : dtype; }

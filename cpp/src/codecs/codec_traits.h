@@ -44,6 +44,9 @@ class PrngTableCache {
   std::vector<Entry> entries_;
 };
 
+// ecq: the decoding tables of one payload (ecq.cpp).
+struct EcqTables;
+
 // One checked payload made ready for range decoding: what every range shares, built
 // once (plan_range_decode). decode_range may run on disjoint ranges from any number
 // of threads at once.
@@ -61,6 +64,8 @@ struct RangeDecodePlan {
   PrngTableCache* table_cache = nullptr;
   std::shared_ptr<const PrngBasisTables> prng_tables;
   const PrngBasisTables* prng_tables_or_null() const { return prng_tables.get(); }
+  // ecq: slot -> symbol table, frequencies and decoded values, built once per tensor.
+  std::shared_ptr<const EcqTables> ecq_tables;
 };
 
 struct CodecTraits {
@@ -82,7 +87,7 @@ struct CodecTraits {
 
 const CodecTraits& codec_traits(Codec codec);
 
-extern const CodecTraits kRawCodec, kQ8Codec, kQ4Codec, kPrngCodec, kStatsCodec;
+extern const CodecTraits kRawCodec, kQ8Codec, kQ4Codec, kPrngCodec, kStatsCodec, kEcqCodec;
 
 // The plan for decoding a checked payload with the kernels of `isa` (prng tables from
 // `tables` when given, else built for this plan alone).

@@ -17,7 +17,7 @@ constexpr DtypeInfo kDtypes[] = {
     {Dtype::int16, "int16", 2, false},    {Dtype::int8, "int8", 1, false},
     {Dtype::uint8, "uint8", 1, false},    {Dtype::boolean, "bool", 1, false},
 };
-constexpr const char* kCodecNames[] = {"raw", "q8", "q4", "prng", "stats"};
+constexpr const char* kCodecNames[] = {"raw", "q8", "q4", "prng", "stats", "ecq"};
 
 }  // namespace
 
@@ -160,6 +160,7 @@ const CodecTraits& codec_traits(Codec codec) {
     case Codec::q4: return kQ4Codec;
     case Codec::prng: return kPrngCodec;
     case Codec::stats: return kStatsCodec;
+    case Codec::ecq: return kEcqCodec;
   }
   return kRawCodec;
 }

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from . import prng, q4, q8, raw, stats
+from . import ecq, prng, q4, q8, raw, stats
 
-CODECS = {"raw": raw, "q8": q8, "q4": q4, "prng": prng, "stats": stats}
+CODECS = {"raw": raw, "q8": q8, "q4": q4, "prng": prng, "stats": stats, "ecq": ecq}
 
 
 def get_codec(name: str):
@@ -16,4 +16,4 @@ def get_codec(name: str):
         raise ValueError(f"unknown codec {name!r} (known: {', '.join(CODECS)})") from None
 
 
-__all__ = ["CODECS", "get_codec", "raw", "q8", "q4", "prng", "stats"]
+__all__ = ["CODECS", "get_codec", "raw", "q8", "q4", "prng", "stats", "ecq"]

@@ -1,0 +1,321 @@
+// ecq: entropy-coded uniform quantisation (format.md 3.6). The codes q of x = f32(q) × d
+// are stored with a static rANS coder (byte-wise renormalisation, 32-bit state, 15-bit
+// probabilities), one stream per chunk of `chunk` elements. A block of the range
+// decoding is a chunk: each stream decodes on its own, so threads share a tensor by
+// chunks. rANS decoding is one serial dependency chain per stream, so there is one
+// scalar decoder for every ISA (a SIMD version would need interleaved streams, which
+// the format does not have).
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../kernels/scalar_helpers.h"
+#include "codec_traits.h"
+#include "seedcore/error.h"
+
+namespace seedcore {
+
+namespace {
+
+constexpr uint32_t kScaleBits = 15;
+constexpr uint32_t kTotal = 1u << kScaleBits;  // the frequencies sum to this
+constexpr uint32_t kStateLow = 1u << 23;       // the state is in [2^23, 2^31) between symbols
+constexpr uint32_t kStateHigh = 1u << 31;
+constexpr uint32_t kMaxSymbols = 32768;
+constexpr int64_t kMaxCodeMagnitude = int64_t(1) << 24;
+
+}  // namespace
+
+// What every chunk of one payload shares: 64 KiB slot -> symbol table, f[s], F[s] and
+// (for decoding) the output value of each symbol, f32(lo + s) × d.
+struct EcqTables {
+  std::vector<uint16_t> slot_symbol;  // 2^15 entries: s with F[s] <= slot < F[s] + f[s]
+  std::vector<uint32_t> freq, cum;    // f[s], F[s]
+  std::vector<float> value;           // empty when built only for validation
+};
+
+namespace {
+
+// Where the parts of a payload lie (format.md 3.6): f[] at 8, e[] at A, streams at B.
+struct EcqLayout {
+  uint32_t S = 0;
+  int32_t lo = 0;
+  uint64_t A = 0, nc = 0, B = 0;
+};
+
+EcqLayout ecq_layout(const TensorSpec& spec, const uint8_t* payload) {
+  EcqLayout l;
+  l.S = load_u32_le_bytes(payload);
+  l.lo = int32_t(load_u32_le_bytes(payload + 4));
+  l.A = (8 + 2 * uint64_t(l.S) + 3) & ~uint64_t(3);
+  l.nc = (spec.n + spec.ecq.chunk - 1) / spec.ecq.chunk;
+  l.B = l.A + 4 * l.nc;
+  return l;
+}
+
+// Stream i is [B + e[i-1], B + e[i]) with e[-1] = 0.
+uint64_t stream_begin(const EcqLayout& l, const uint8_t* payload, uint64_t i) {
+  return l.B + (i == 0 ? 0 : load_u32_le_bytes(payload + l.A + 4 * (i - 1)));
+}
+uint64_t stream_end(const EcqLayout& l, const uint8_t* payload, uint64_t i) {
+  return l.B + load_u32_le_bytes(payload + l.A + 4 * i);
+}
+
+// The frequency table must already sum to 2^15 (the fill is still bounded if not).
+std::shared_ptr<EcqTables> build_ecq_tables(const EcqLayout& l, const uint8_t* payload, const float* step) {
+  auto t = std::make_shared<EcqTables>();
+  t->slot_symbol.assign(kTotal, 0);
+  t->freq.resize(l.S);
+  t->cum.resize(l.S);
+  uint32_t F = 0;
+  for (uint32_t s = 0; s < l.S; ++s) {
+    const uint32_t f = load_u16_le(payload + 8 + 2 * size_t(s));
+    t->freq[s] = f;
+    t->cum[s] = F;
+    const uint32_t end = std::min(kTotal, F + f);
+    for (uint32_t slot = F; slot < end; ++slot) t->slot_symbol[slot] = uint16_t(s);
+    F += f;
+  }
+  if (step != nullptr) {
+    t->value.resize(l.S);
+    // |lo + s| <= 2^24: the int -> binary32 conversion is exact; then one multiply.
+    for (uint32_t s = 0; s < l.S; ++s) t->value[s] = float(int32_t(l.lo + int32_t(s))) * *step;
+  }
+  return t;
+}
+
+enum class ChunkFault { none, short_stream, initial_state, overrun, final_state, unread };
+
+// Decodes `count` elements from the stream [p, end) (format.md 3.6), writing them to
+// out when kWrite. Never reads outside [p, end). `at` is the element where an overrun
+// happened, or the number of unread bytes.
+template <bool kWrite>
+ChunkFault decode_chunk(const EcqTables& t, const uint8_t* p, const uint8_t* end, uint64_t count, float* out,
+                        uint64_t& at) {
+  if (end - p < 4) return ChunkFault::short_stream;
+  uint32_t x = load_u32_le_bytes(p);
+  p += 4;
+  if (x < kStateLow || x >= kStateHigh) return ChunkFault::initial_state;
+  const uint16_t* slot_symbol = t.slot_symbol.data();
+  const uint32_t* freq = t.freq.data();
+  const uint32_t* cum = t.cum.data();
+  const float* value = t.value.data();
+  for (uint64_t i = 0; i < count; ++i) {
+    // x < 2^31 and f[s] <= 2^15 keep every step in u32; x >= 2^23 gives x >= 2^8 after
+    // the step, so renormalising takes at most two bytes.
+    const uint32_t r = x & (kTotal - 1);
+    const uint32_t s = slot_symbol[r];
+    x = freq[s] * (x >> kScaleBits) + r - cum[s];
+    while (x < kStateLow) {
+      if (p == end) {
+        at = i;
+        return ChunkFault::overrun;
+      }
+      x = (x << 8) | *p++;
+    }
+    if (kWrite) out[i] = value[s];
+  }
+  if (x != kStateLow) {
+    at = x;
+    return ChunkFault::final_state;
+  }
+  if (p != end) {
+    at = uint64_t(end - p);
+    return ChunkFault::unread;
+  }
+  return ChunkFault::none;
+}
+
+// kLanes whole chunks decoded side by side. One rANS stream is a serial chain (each
+// step needs the previous state and a dependent table load), so a core runs several
+// independent streams in the time of one; branch-free renormalisation avoids the
+// mispredictions of the byte reads (at most two per element, see decode_chunk; at a
+// stream's end a lane reads a zero byte in place and is marked bad). The same
+// arithmetic as decode_chunk, so the same values; returns false if any lane breaks a
+// rule (decode_chunk then says which and where). Never reads outside a stream.
+constexpr int kLanes = 4;
+
+template <bool kWrite>
+bool decode_lanes(const EcqTables& t, const uint8_t* const* begin, const uint8_t* const* end, uint64_t count,
+                  float* const* out) {
+  static const uint8_t kZeroByte = 0;
+  uint32_t x[kLanes];
+  const uint8_t* p[kLanes];
+  uint32_t bad = 0;
+  for (int k = 0; k < kLanes; ++k) {
+    if (end[k] - begin[k] < 4) return false;
+    x[k] = load_u32_le_bytes(begin[k]);
+    p[k] = begin[k] + 4;
+    bad |= uint32_t(x[k] < kStateLow || x[k] >= kStateHigh);
+  }
+  if (bad) return false;
+  const uint16_t* slot_symbol = t.slot_symbol.data();
+  const uint32_t* freq = t.freq.data();
+  const uint32_t* cum = t.cum.data();
+  const float* value = t.value.data();
+  for (uint64_t i = 0; i < count; ++i) {
+    for (int k = 0; k < kLanes; ++k) {
+      const uint32_t r = x[k] & (kTotal - 1);
+      const uint32_t s = slot_symbol[r];
+      uint32_t y = freq[s] * (x[k] >> kScaleBits) + r - cum[s];
+      for (int round = 0; round < 2; ++round) {
+        const uint32_t need = uint32_t(y < kStateLow);
+        const uint32_t have = uint32_t(p[k] != end[k]);
+        bad |= need & ~have;
+        const uint8_t* q = have ? p[k] : &kZeroByte;
+        y = need ? (y << 8) | *q : y;
+        p[k] += need & have;
+      }
+      x[k] = y;
+      if (kWrite) out[k][i] = value[s];
+    }
+  }
+  for (int k = 0; k < kLanes; ++k) bad |= uint32_t(x[k] != kStateLow || p[k] != end[k]);
+  return bad == 0;
+}
+
+uint64_t chunk_length(const TensorSpec& spec, uint64_t i) {
+  const uint64_t start = i * spec.ecq.chunk;
+  return std::min<uint64_t>(spec.ecq.chunk, spec.n - start);
+}
+
+void parse_ecq_params(TensorSpec& spec, const JsonDocument& doc, uint32_t params, const std::string& ctx) {
+  require_exact_keys(doc, params, {"step", "chunk", "bytes"}, ctx);
+  const uint32_t node = doc.find(params, "step");
+  if (doc.kind(node) != JsonDocument::Kind::number)
+    throw SeedError(ctx + ": params.step must be a number, not " + json_kind_name(doc.kind(node)));
+  const double d = doc.number_value(node);  // the nearest binary64, as strtod
+  char text[40];
+  std::snprintf(text, sizeof text, "%.17g", d);
+  if (!(d >= 0x1p-100 && d <= 0x1p100))
+    throw SeedError(ctx + ": params.step (" + text + ") must be in [2^-100, 2^100]");
+  const float f = float(d);
+  if (double(f) != d)
+    throw SeedError(ctx + ": params.step (" + text + ") is not a binary32 number (it must convert to binary32 exactly)");
+  spec.ecq.step = f;
+  spec.ecq.chunk = uint32_t(require_int_param(doc, params, "chunk", 256, int64_t(1) << 20, ctx));
+  spec.ecq.bytes = uint64_t(require_int_param(doc, params, "bytes", 8, (int64_t(1) << 40) - 1, ctx));
+}
+
+uint64_t ecq_expected_length(const TensorSpec& spec) { return spec.ecq.bytes; }
+
+// Every rule of format.md 3.6, in the order of its table, then a decode of every chunk
+// that writes nothing (initial state, stream bounds, final state, every byte read).
+void check_ecq_payload(const TensorSpec& spec, const uint8_t* payload, const std::string& ctx) {
+  const uint64_t m = spec.ecq.bytes;  // the payload length (already checked)
+  const EcqLayout l = ecq_layout(spec, payload);
+  if (l.S < 1 || l.S > kMaxSymbols)
+    throw SeedError(ctx + ": alphabet size S = " + std::to_string(l.S) + " is outside [1, 32768]");
+  if (int64_t(l.lo) < -kMaxCodeMagnitude || int64_t(l.lo) + int64_t(l.S) - 1 > kMaxCodeMagnitude)
+    throw SeedError(ctx + ": lo = " + std::to_string(l.lo) + " with S = " + std::to_string(l.S) +
+                    " gives codes outside [-2^24, 2^24]");
+  if (l.A > m)
+    throw SeedError(ctx + ": payload of " + std::to_string(m) + " bytes is too short for the frequency table of " +
+                    std::to_string(l.S) + " symbols (" + std::to_string(l.A) + " bytes)");
+  uint32_t sum = 0;
+  for (uint32_t s = 0; s < l.S; ++s) sum += load_u16_le(payload + 8 + 2 * size_t(s));
+  if (sum != kTotal)
+    throw SeedError(ctx + ": frequencies sum to " + std::to_string(sum) + " (must be 32768)");
+  for (uint64_t i = 8 + 2 * uint64_t(l.S); i < l.A; ++i)
+    if (payload[i] != 0) throw SeedError(ctx + ": padding after the frequency table is not zero");
+  if (l.B > m)
+    throw SeedError(ctx + ": payload of " + std::to_string(m) + " bytes is too short for the offsets of " +
+                    std::to_string(l.nc) + " chunks (the streams would start at byte " + std::to_string(l.B) + ")");
+  uint64_t prev = 0;
+  for (uint64_t i = 0; i < l.nc; ++i) {
+    const uint64_t e = load_u32_le_bytes(payload + l.A + 4 * i);
+    if (e < prev + 4)
+      throw SeedError(ctx + ": chunk " + std::to_string(i) + ": stream offset e[" + std::to_string(i) + "] = " +
+                      std::to_string(e) + " is less than 4 bytes after the previous one (" + std::to_string(prev) +
+                      ")");
+    prev = e;
+  }
+  if (l.B + prev != m)
+    throw SeedError(ctx + ": the streams end at byte " + std::to_string(l.B + prev) + ", not at the payload's end (" +
+                    std::to_string(m) + ")");
+  if (l.nc == 0) return;
+  const std::shared_ptr<EcqTables> tables = build_ecq_tables(l, payload, nullptr);
+  const uint64_t full = spec.n / spec.ecq.chunk;  // chunks [0, full) are whole
+  for (uint64_t i = 0; i < l.nc; ++i) {
+    if (i % kLanes == 0 && i + kLanes <= full) {
+      const uint8_t* begin[kLanes];
+      const uint8_t* end[kLanes];
+      for (int k = 0; k < kLanes; ++k) {
+        begin[k] = payload + stream_begin(l, payload, i + k);
+        end[k] = payload + stream_end(l, payload, i + k);
+      }
+      // A group that passes is skipped; one that fails is checked chunk by chunk.
+      if (decode_lanes<false>(*tables, begin, end, spec.ecq.chunk, nullptr)) {
+        i += kLanes - 1;
+        continue;
+      }
+    }
+    uint64_t at = 0;
+    const ChunkFault fault = decode_chunk<false>(*tables, payload + stream_begin(l, payload, i),
+                                                 payload + stream_end(l, payload, i), chunk_length(spec, i), nullptr, at);
+    if (fault == ChunkFault::none) continue;
+    const std::string where = ctx + ": chunk " + std::to_string(i) + ": ";
+    switch (fault) {
+      case ChunkFault::short_stream:
+        throw SeedError(where + "stream is shorter than 4 bytes");
+      case ChunkFault::initial_state:
+        throw SeedError(where + "initial state " + std::to_string(load_u32_le_bytes(payload + stream_begin(l, payload, i))) +
+                        " is outside [2^23, 2^31)");
+      case ChunkFault::overrun:
+        throw SeedError(where + "decoding element " + std::to_string(at) + " reads past the end of the stream");
+      case ChunkFault::final_state:
+        throw SeedError(where + "final state " + std::to_string(at) + " is not 2^23");
+      case ChunkFault::unread:
+        throw SeedError(where + std::to_string(at) + " bytes of the stream are left unread");
+      case ChunkFault::none:
+        break;
+    }
+  }
+  // (decode_lanes and decode_chunk compute the same: a group that fails has a chunk
+  // that fails, and decode_chunk names it.)
+}
+
+uint64_t ecq_block_elems(const TensorSpec& spec) { return spec.ecq.chunk; }
+
+void prepare_ecq(RangeDecodePlan& plan) {
+  plan.ecq_tables = build_ecq_tables(ecq_layout(*plan.spec, plan.payload), plan.payload, &plan.spec->ecq.step);
+}
+
+// The payload passed check_ecq_payload, so no chunk can fault; decode_chunk still
+// keeps every read inside its stream.
+void decode_ecq_range(const RangeDecodePlan& plan, uint64_t first, uint64_t count, void* out) {
+  if (count == 0) return;
+  const TensorSpec& spec = *plan.spec;
+  const EcqLayout l = ecq_layout(spec, plan.payload);
+  std::shared_ptr<const EcqTables> tables = plan.ecq_tables;
+  if (!tables) tables = build_ecq_tables(l, plan.payload, &spec.ecq.step);
+  float* dst = static_cast<float*>(out);
+  const uint64_t full = spec.n / spec.ecq.chunk;
+  uint64_t i = first;
+  for (; i + kLanes <= std::min(first + count, full); i += kLanes) {
+    const uint8_t* begin[kLanes];
+    const uint8_t* end[kLanes];
+    float* outs[kLanes];
+    for (int k = 0; k < kLanes; ++k) {
+      begin[k] = plan.payload + stream_begin(l, plan.payload, i + k);
+      end[k] = plan.payload + stream_end(l, plan.payload, i + k);
+      outs[k] = dst + (i + k) * spec.ecq.chunk;
+    }
+    decode_lanes<true>(*tables, begin, end, spec.ecq.chunk, outs);
+  }
+  for (; i < first + count; ++i) {
+    uint64_t at = 0;
+    decode_chunk<true>(*tables, plan.payload + stream_begin(l, plan.payload, i),
+                       plan.payload + stream_end(l, plan.payload, i), chunk_length(spec, i),
+                       dst + i * spec.ecq.chunk, at);
+  }
+}
+
+}  // namespace
+
+const CodecTraits kEcqCodec = {Codec::ecq, "ecq", parse_ecq_params, ecq_expected_length,
+                               check_ecq_payload, ecq_block_elems, prepare_ecq, decode_ecq_range};
+
+}  // namespace seedcore
