@@ -2,7 +2,10 @@
 // the spec; encoder + decoder round trips to exactly f32(code) × step for many code
 // distributions and sizes; decoding by ranges of chunks (and by decode_many threads)
 // equals the whole decode; the frequency normalisation; and every payload and params
-// rule refused with a SeedError that names it, never a crash.
+// rule refused with a SeedError that names it, never a crash: the structural rules by
+// check_payload_decodable, the stream rules by every decode path (decode_payload,
+// decode_range, decode_into, decode_many on several threads) and by verify, naming the
+// tensor and the chunk, without writing outside the tensor's output.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -36,6 +39,20 @@ namespace {
               what_.c_str());                                                                         \
   } while (0)
 
+// Expects a SeedError whose message starts with `prefix` (the tensor's context) and
+// contains `needle`.
+#define CHECK_SEED_ERROR_IN(label, prefix, needle, ...)                                                \
+  do {                                                                                                \
+    std::string what_;                                                                                \
+    bool seed_ = false;                                                                               \
+    try { __VA_ARGS__; } catch (const seedcore::SeedError& e_) { seed_ = true; what_ = e_.what(); }   \
+    catch (const std::exception& e_) { what_ = e_.what(); }                                           \
+    const std::string prefix_ = (prefix);                                                             \
+    CHECK_MSG(seed_ && what_.compare(0, prefix_.size(), prefix_) == 0 && what_.find(needle) != std::string::npos, \
+              "%s: expected a SeedError '%s...%s', got '%s'", std::string(label).c_str(), prefix_.c_str(), \
+              needle, what_.c_str());                                                                 \
+  } while (0)
+
 uint32_t u32_at(const std::vector<uint8_t>& b, size_t at) {
   return uint32_t(b[at]) | uint32_t(b[at + 1]) << 8 | uint32_t(b[at + 2]) << 16 | uint32_t(b[at + 3]) << 24;
 }
@@ -55,11 +72,18 @@ TensorSpec make_spec(uint64_t n, const std::string& params_json, const std::stri
   return make_tensor_spec({n}, dtype, "ecq", doc, doc.root(), "t");
 }
 
+// decode_payload (the where is "t"); also when it throws, nothing past the tensor's
+// output may have been written.
 std::vector<float> decode(uint64_t n, const std::string& params_json, const std::vector<uint8_t>& payload,
                           Isa isa = Isa::scalar) {
   const TensorSpec spec = make_spec(n, params_json);
   std::vector<float> out(size_t(n) + 1, -12345.0f);
-  decode_payload(spec, payload.data(), payload.size(), out.data(), isa, "t");
+  try {
+    decode_payload(spec, payload.data(), payload.size(), out.data(), isa, "t");
+  } catch (...) {
+    CHECK_MSG(out[size_t(n)] == -12345.0f, "a refused decode wrote past the tensor's end");
+    throw;
+  }
   CHECK_MSG(out[size_t(n)] == -12345.0f, "decode wrote past the tensor's end");
   out.pop_back();
   return out;
@@ -296,9 +320,10 @@ void test_ranges(Rng& rng) {
   const TensorSpec spec = make_spec(codes.size(), ecq_params("0.0625", chunk, payload.size()));
   check_payload_decodable(spec, payload.data(), "t");
   std::vector<float> whole(codes.size());
-  decode_checked_payload(spec, payload.data(), whole.data(), Isa::scalar);
-  const RangeDecodePlan plan = plan_range_decode(spec, payload.data(), Isa::scalar);
+  decode_checked_payload(spec, payload.data(), whole.data(), Isa::scalar, "t");
+  const RangeDecodePlan plan = plan_range_decode(spec, payload.data(), Isa::scalar, "t");
   CHECK(plan.block_elems == chunk && plan.blocks == 26 && plan.ecq_tables != nullptr);
+  CHECK(plan.ctx == "t (codec ecq)");
   const CodecTraits& traits = codec_traits(Codec::ecq);
   for (auto range : std::vector<std::pair<uint64_t, uint64_t>>{{0, 26}, {0, 1}, {3, 5}, {25, 1}, {24, 2}, {13, 0}, {7, 18}}) {
     std::vector<float> out(codes.size(), -7.0f);
@@ -311,6 +336,43 @@ void test_ranges(Rng& rng) {
     }
     CHECK_MSG(good, "decode_range(%llu, %llu) differs from the whole decode", (unsigned long long)range.first,
               (unsigned long long)range.second);
+  }
+  // A broken stream (chunk 9's final state, by the byte just before chunk 10's stream)
+  // refuses every range that holds chunk 9 (in a group of four at any offset, or
+  // alone) and no other; ranges that refuse write nothing outside themselves.
+  {
+    std::vector<uint8_t> bad = payload;
+    const uint64_t S = u32_at(bad, 0), A = (8 + 2 * S + 3) / 4 * 4, B = A + 4 * 26;
+    bad[size_t(B + u32_at(bad, size_t(A + 4 * 9)) - 1)] ^= 0x01;
+    try {
+      check_payload_decodable(spec, bad.data(), "t");  // a stream rule: not checked here
+    } catch (const std::exception& e) {
+      CHECK_MSG(false, "check_payload_decodable refuses a stream fault: %s", e.what());
+    }
+    const RangeDecodePlan bad_plan = plan_range_decode(spec, bad.data(), Isa::scalar, "t");
+    for (auto range : std::vector<std::pair<uint64_t, uint64_t>>{
+             {0, 26}, {9, 1}, {8, 4}, {6, 4}, {9, 4}, {7, 3}, {0, 9}, {10, 16}, {5, 4}}) {
+      std::vector<float> out(codes.size(), -7.0f);
+      const bool holds = range.first <= 9 && 9 < range.first + range.second;
+      const std::string label = "bad stream, range (" + std::to_string(range.first) + ", " +
+                                std::to_string(range.second) + ")";
+      if (holds) {
+        CHECK_SEED_ERROR_HAS(label, "t (codec ecq): chunk 9: ",
+                             traits.decode_range(bad_plan, range.first, range.second, out.data()));
+      } else {
+        try {
+          traits.decode_range(bad_plan, range.first, range.second, out.data());
+        } catch (const std::exception& e) {
+          CHECK_MSG(false, "%s refused: %s", label.c_str(), e.what());
+        }
+      }
+      bool outside_untouched = true;
+      for (size_t i = 0; i < out.size(); ++i) {
+        const uint64_t c = i / chunk;
+        if (c < range.first || c >= range.first + range.second) outside_untouched = outside_untouched && out[i] == -7.0f;
+      }
+      CHECK_MSG(outside_untouched, "%s wrote outside its chunks", label.c_str());
+    }
   }
   // Through a file: a tensor spanning several 2 MiB windows, and a small one.
   const std::vector<int32_t> big = laplace_codes(rng, 1500007, 2.5);
@@ -343,6 +405,48 @@ void test_ranges(Rng& rng) {
     file->decode_many({0, 1}, ptrs, threads, Isa::scalar);
     CHECK_MSG(outs == ref, "decode_many with %u threads differs", threads);
   }
+  // The big tensor with a broken stream in chunk 201 (inside a group of four) or in
+  // the last chunk (366, partial): decode_into, decode_many on 1, 2 and 5 threads (the
+  // tensor is cut into pieces across windows) and verify refuse it naming the tensor
+  // and the chunk; nothing is written past either output. The payload's CRC is right,
+  // and check_payload_decodable passes (only decoding sees it).
+  for (const uint64_t broken : {uint64_t(201), uint64_t(366)}) {
+    std::vector<uint8_t> bad = big_payload;
+    const uint64_t S = u32_at(bad, 0), A = (8 + 2 * S + 3) / 4 * 4, B = A + 4 * 367;
+    const uint64_t begin = B + u32_at(bad, size_t(A + 4 * (broken - 1))), end = B + u32_at(bad, size_t(A + 4 * broken));
+    bad[size_t((begin + end) / 2)] ^= 0x5A;
+    std::vector<TensorDesc> tb = t;
+    tb[0].payload = bad;
+    auto bad_file = SeedFile::from_bytes(build_seed(tb), "mem.seed");
+    const std::string needle = "mem.seed: tensor 'big' (codec ecq): chunk " + std::to_string(broken) + ": ";
+    const std::string label = "big tensor, chunk " + std::to_string(broken) + " broken";
+    CHECK_SEED_ERROR_HAS(label + ": verify", needle.c_str(), bad_file->verify());
+    CHECK_SEED_ERROR_HAS(label + ": verify_tensor", needle.c_str(), bad_file->verify_tensor(0));
+    const uint64_t guard = 4096;
+    for (Isa isa : {Isa::scalar, resolve_impl("auto")}) {
+      std::vector<uint8_t> out(ref[0].size() + guard, 0xA5);
+      CHECK_SEED_ERROR_HAS(label + ": decode_into", needle.c_str(), bad_file->decode_into(0, out.data(), isa));
+      bool guard_ok = true;
+      for (size_t i = ref[0].size(); i < out.size(); ++i) guard_ok = guard_ok && out[i] == 0xA5;
+      CHECK_MSG(guard_ok, "%s: decode_into wrote past the tensor's output", label.c_str());
+    }
+    for (unsigned threads : {1u, 2u, 5u}) {
+      // Both outputs in one buffer, each followed by guard bytes.
+      std::vector<uint8_t> arena(ref[0].size() + guard + ref[1].size() + guard, 0xA5);
+      uint8_t* out0 = arena.data();
+      uint8_t* out1 = arena.data() + ref[0].size() + guard;
+      CHECK_SEED_ERROR_HAS(label + ": decode_many on " + std::to_string(threads) + " threads", needle.c_str(),
+                           bad_file->decode_many({1, 0}, {out1, out0}, threads, Isa::scalar));
+      bool guard_ok = true;
+      for (size_t i = 0; i < guard; ++i)
+        guard_ok = guard_ok && out0[ref[0].size() + i] == 0xA5 && out1[ref[1].size() + i] == 0xA5;
+      CHECK_MSG(guard_ok, "%s: decode_many on %u threads wrote outside the outputs", label.c_str(), threads);
+    }
+    // The other tensor still decodes.
+    std::vector<uint8_t> small(ref[1].size());
+    bad_file->decode_many({1}, {small.data()}, 2, Isa::scalar);
+    CHECK(small == ref[1]);
+  }
 }
 
 // A valid small payload to break: laplace codes, 5 chunks of 256 (the last partial;
@@ -368,15 +472,45 @@ Sample make_sample(Rng& rng, bool odd_S) {
   return s;
 }
 
+// Which check refuses a payload: check_payload_decodable (a structural rule, before
+// any decoding) or decoding (a stream rule: check_payload_decodable passes).
+enum class Refused { by_check, by_decoding };
+
+// The payload (bytes = its length) must be refused with `needle` by decode_payload
+// (where "t") and, in a file as tensor 'w', by verify, decode_into and decode_many on
+// 1, 2 and 5 threads, each message naming the tensor; and by check_payload_decodable
+// exactly when `by` is by_check.
 void expect_refused(const std::string& label, const char* needle, uint64_t n, const std::vector<uint8_t>& payload,
-                    const std::string& params_override = "") {
-  const std::string params = params_override.empty() ? ecq_params("0.5", 256, payload.size()) : params_override;
-  CHECK_SEED_ERROR_HAS(label, needle, decode(n, params, payload));
+                    Refused by) {
+  const std::string params = ecq_params("0.5", 256, payload.size());
+  CHECK_SEED_ERROR_IN(label, "t (codec ecq): ", needle, decode(n, params, payload));
+  const TensorSpec spec = make_spec(n, params);
+  if (by == Refused::by_check) {
+    CHECK_SEED_ERROR_HAS(label + ": check_payload_decodable", needle, check_payload_decodable(spec, payload.data(), "t"));
+  } else {
+    try {
+      check_payload_decodable(spec, payload.data(), "t");
+    } catch (const std::exception& e) {
+      CHECK_MSG(false, "%s: check_payload_decodable refuses a stream fault (%s): it must be left to decoding",
+                label.c_str(), e.what());
+    }
+    CHECK_SEED_ERROR_HAS(label + ": check_payload_fully", needle, check_payload_fully(spec, payload.data(), "t"));
+  }
+  std::vector<TensorDesc> t;
+  t.push_back({"w", {n}, "float32", "ecq", params, payload, ""});
+  auto file = SeedFile::from_bytes(build_seed(t), "mem.seed");
+  const char* in_file = "mem.seed: tensor 'w' (codec ecq): ";
+  CHECK_SEED_ERROR_IN(label + ": verify", in_file, needle, file->verify());
+  std::vector<float> out(size_t(n) + 1, -12345.0f);
+  CHECK_SEED_ERROR_IN(label + ": decode_into", in_file, needle, file->decode_into(0, out.data(), Isa::scalar));
+  for (unsigned threads : {1u, 2u, 5u})
+    CHECK_SEED_ERROR_IN(label + ": decode_many on " + std::to_string(threads) + " threads", in_file, needle,
+                        file->decode_many({0}, {out.data()}, threads, resolve_impl("auto")));
+  CHECK_MSG(out[size_t(n)] == -12345.0f, "%s: a refused decode wrote past the tensor's end", label.c_str());
   bool ok = true;
   reference_decode(payload, n, 256, ok);
-  // The literal reading of the spec must agree (it refuses too), unless the params
-  // are what is wrong.
-  CHECK_MSG(!ok || !params_override.empty(), "%s: the spec-literal decoder accepts it", label.c_str());
+  // The literal reading of the spec must agree (it refuses too).
+  CHECK_MSG(!ok, "%s: the spec-literal decoder accepts it", label.c_str());
 }
 
 void test_bad_payloads(Rng& rng) {
@@ -392,46 +526,46 @@ void test_bad_payloads(Rng& rng) {
     edit(p);
     return p;
   };
-  expect_refused("S = 0", "alphabet size S = 0", n, with([](auto& p) { put_u32(p, 0, 0); }));
-  expect_refused("S = 32769", "alphabet size S = 32769", n, with([](auto& p) { put_u32(p, 0, 32769); }));
+  expect_refused("S = 0", "alphabet size S = 0", n, with([](auto& p) { put_u32(p, 0, 0); }), Refused::by_check);
+  expect_refused("S = 32769", "alphabet size S = 32769", n, with([](auto& p) { put_u32(p, 0, 32769); }), Refused::by_check);
   expect_refused("S too large for the payload", "too short for the frequency table", n,
-                 with([](auto& p) { put_u32(p, 0, 32768); }));
+                 with([](auto& p) { put_u32(p, 0, 32768); }), Refused::by_check);
   expect_refused("lo below -2^24", "gives codes outside [-2^24, 2^24]", n,
-                 with([](auto& p) { put_u32(p, 4, uint32_t(-(1 << 24) - 1)); }));
+                 with([](auto& p) { put_u32(p, 4, uint32_t(-(1 << 24) - 1)); }), Refused::by_check);
   expect_refused("lo + S - 1 above 2^24", "gives codes outside [-2^24, 2^24]", n,
-                 with([&](auto& p) { put_u32(p, 4, uint32_t((1 << 24) - s.S + 2)); }));
+                 with([&](auto& p) { put_u32(p, 4, uint32_t((1 << 24) - s.S + 2)); }), Refused::by_check);
   auto add_to_f0 = [](std::vector<uint8_t>& p, int delta) {
     const int f0 = (p[8] | p[9] << 8) + delta;
     p[8] = uint8_t(f0);
     p[9] = uint8_t(f0 >> 8);
   };
-  expect_refused("sum of f + 1", "frequencies sum to 32769", n, with([&](auto& p) { add_to_f0(p, 1); }));
-  expect_refused("sum of f - 1", "frequencies sum to 32767", n, with([&](auto& p) { add_to_f0(p, -1); }));
-  expect_refused("nonzero padding", "padding", n, with([&](auto& p) { p[s.A - 1] = 1; }));
-  expect_refused("e[0] < 4", "stream offset e[0] = 3", n, with([&](auto& p) { put_u32(p, s.A, 3); }));
+  expect_refused("sum of f + 1", "frequencies sum to 32769", n, with([&](auto& p) { add_to_f0(p, 1); }), Refused::by_check);
+  expect_refused("sum of f - 1", "frequencies sum to 32767", n, with([&](auto& p) { add_to_f0(p, -1); }), Refused::by_check);
+  expect_refused("nonzero padding", "padding", n, with([&](auto& p) { p[s.A - 1] = 1; }), Refused::by_check);
+  expect_refused("e[0] < 4", "stream offset e[0] = 3", n, with([&](auto& p) { put_u32(p, s.A, 3); }), Refused::by_check);
   expect_refused("e[1] < e[0] + 4", "chunk 1: stream offset", n,
-                 with([&](auto& p) { put_u32(p, s.A + 4, u32_at(p, s.A) + 3); }));
+                 with([&](auto& p) { put_u32(p, s.A + 4, u32_at(p, s.A) + 3); }), Refused::by_check);
   const size_t last_e = size_t(s.A + 4 * (s.nc - 1));
   expect_refused("last e truncated", "the streams end at byte", n,
-                 with([&](auto& p) { put_u32(p, last_e, u32_at(p, last_e) - 1); }));
+                 with([&](auto& p) { put_u32(p, last_e, u32_at(p, last_e) - 1); }), Refused::by_check);
   expect_refused("last e extended", "the streams end at byte", n,
-                 with([&](auto& p) { put_u32(p, last_e, u32_at(p, last_e) + 1); }));
+                 with([&](auto& p) { put_u32(p, last_e, u32_at(p, last_e) + 1); }), Refused::by_check);
   expect_refused("e[3] moved by one", "chunk 3:", n,
-                 with([&](auto& p) { put_u32(p, s.A + 12, u32_at(p, s.A + 12) - 1); }));
+                 with([&](auto& p) { put_u32(p, s.A + 12, u32_at(p, s.A + 12) - 1); }), Refused::by_decoding);
   expect_refused("initial state of chunk 4 >= 2^31", "chunk 4: initial state", n,
-                 with([&](auto& p) { p[size_t(s.B + u32_at(p, s.A + 12) + 3)] |= 0x80; }));
-  expect_refused("payload extended by one byte", "the streams end at byte", n, with([](auto& p) { p.push_back(0); }));
+                 with([&](auto& p) { p[size_t(s.B + u32_at(p, s.A + 12) + 3)] |= 0x80; }), Refused::by_decoding);
+  expect_refused("payload extended by one byte", "the streams end at byte", n, with([](auto& p) { p.push_back(0); }), Refused::by_check);
   expect_refused("payload truncated into e[]", "too short for the offsets", n,
-                 with([&](auto& p) { p.resize(size_t(s.B - 1)); }));
+                 with([&](auto& p) { p.resize(size_t(s.B - 1)); }), Refused::by_check);
   expect_refused("payload of 8 bytes", "too short for the frequency table", n,
-                 with([](auto& p) { p.resize(8); }));
+                 with([](auto& p) { p.resize(8); }), Refused::by_check);
   // Moving a boundary between streams: both streams keep >= 4 bytes but are wrong.
-  expect_refused("e[0] moved by one", "chunk 0:", n, with([&](auto& p) { put_u32(p, s.A, u32_at(p, s.A) + 1); }));
+  expect_refused("e[0] moved by one", "chunk 0:", n, with([&](auto& p) { put_u32(p, s.A, u32_at(p, s.A) + 1); }), Refused::by_decoding);
   expect_refused("initial state >= 2^31", "chunk 1: initial state", n,
-                 with([&](auto& p) { p[size_t(s.B + u32_at(p, s.A) + 3)] |= 0x80; }));
+                 with([&](auto& p) { p[size_t(s.B + u32_at(p, s.A) + 3)] |= 0x80; }), Refused::by_decoding);
   expect_refused("initial state < 2^23", "chunk 2: initial state 8388607", n, with([&](auto& p) {
                    put_u32(p, size_t(s.B + u32_at(p, s.A + 4)), (1u << 23) - 1);
-                 }));
+                 }), Refused::by_decoding);
   // Chunk 0's stream replaced by the bare state 2^23: decoding needs bytes it has not.
   {
     std::vector<uint8_t> p(s.payload.begin(), s.payload.begin() + std::ptrdiff_t(s.B));
@@ -441,7 +575,7 @@ void test_bad_payloads(Rng& rng) {
     p.insert(p.end(), s.payload.begin() + std::ptrdiff_t(s.B + e0), s.payload.end());
     for (uint64_t c = 0; c < s.nc; ++c)
       put_u32(p, size_t(s.A + 4 * c), u32_at(s.payload, size_t(s.A + 4 * c)) - e0 + 4);
-    expect_refused("stream overrun", "chunk 0: decoding element 0 reads past the end of the stream", n, p);
+    expect_refused("stream overrun", "chunk 0: decoding element 0 reads past the end of the stream", n, p, Refused::by_decoding);
   }
   // A stream whose last byte is 0, cut by that byte: reading zeros past its end would
   // decode the same codes and end in state 2^23, but a read past the end is an error.
@@ -459,7 +593,7 @@ void test_bad_payloads(Rng& rng) {
         for (uint64_t j = c; j < z.nc; ++j)
           put_u32(p, size_t(z.A + 4 * j), u32_at(p, size_t(z.A + 4 * j)) - 1);
         expect_refused("stream cut by its last (zero) byte",
-                       ("chunk " + std::to_string(c) + ": decoding element").c_str(), z.codes.size(), p);
+                       ("chunk " + std::to_string(c) + ": decoding element").c_str(), z.codes.size(), p, Refused::by_decoding);
       }
     }
     CHECK_MSG(found, "no sample stream ends in a zero byte");
@@ -471,12 +605,12 @@ void test_bad_payloads(Rng& rng) {
     const std::vector<uint8_t> good = enc::ecq_encode(one.data(), one.size(), 256);
     std::vector<uint8_t> p = good;
     p[size_t(p.size() - 4)] = 1;  // chunk 1's state 2^23 + 1
-    expect_refused("final state", "chunk 1: final state 8388609 is not 2^23", 300, p);
+    expect_refused("final state", "chunk 1: final state 8388609 is not 2^23", 300, p, Refused::by_decoding);
     p = good;
     p.insert(p.begin() + std::ptrdiff_t(p.size() - 4), 0);  // chunk 0 gets a 5th byte
     put_u32(p, 12, 5);  // e[] at A = 12
     put_u32(p, 16, 9);
-    expect_refused("unread bytes", "chunk 0: 1 bytes of the stream are left unread", 300, p);
+    expect_refused("unread bytes", "chunk 0: 1 bytes of the stream are left unread", 300, p, Refused::by_decoding);
   }
   // Every single-byte change of the streams: a SeedError or (rarely) another valid
   // payload, never a crash; the native check agrees with the spec-literal decoder.

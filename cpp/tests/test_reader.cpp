@@ -35,6 +35,27 @@ void open_verify_decode(const std::vector<uint8_t>& b) {
   }
 }
 
+uint32_t u32_at(const std::vector<uint8_t>& b, size_t at) {
+  return uint32_t(b[at]) | uint32_t(b[at + 1]) << 8 | uint32_t(b[at + 2]) << 16 | uint32_t(b[at + 3]) << 24;
+}
+
+// Runs f, expecting a SeedError whose message contains `needle`.
+template <class F>
+void check_seed_error_has(const std::string& label, const std::string& needle, F f) {
+  std::string what;
+  bool seed = false;
+  try {
+    f();
+  } catch (const SeedError& e) {
+    seed = true;
+    what = e.what();
+  } catch (const std::exception& e) {
+    what = e.what();
+  }
+  CHECK_MSG(seed && what.find(needle) != std::string::npos, "%s: expected a SeedError with '%s', got '%s'",
+            label.c_str(), needle.c_str(), what.c_str());
+}
+
 // An ecq payload of n Laplace-like codes (the native encoder's output) and its params.
 std::vector<uint8_t> ecq_payload(Rng& rng, uint64_t n, uint32_t chunk) {
   std::vector<int32_t> codes(static_cast<size_t>(n));
@@ -272,6 +293,29 @@ void test_split_decoding(Rng& rng) {
                   file->tensors()[i].name.c_str(), threads);
     }
   }
+  // A broken ecq stream (chunk 150 of 293, CRC right): refused by decode_many while
+  // decoding (the payload's structure passes), naming the tensor and the chunk.
+  {
+    std::vector<TensorDesc> tb = t;
+    std::vector<uint8_t>& p = tb[9].payload;
+    CHECK(tb[9].name == "ecq");
+    const uint64_t S = u32_at(p, 0), A = (8 + 2 * S + 3) / 4 * 4, B = A + 4 * 293;
+    p[size_t(B + (u32_at(p, size_t(A + 4 * 149)) + u32_at(p, size_t(A + 4 * 150))) / 2)] ^= 0x24;
+    auto bad = open_bytes(build_seed(tb));
+    for (unsigned threads : {1u, 2u, 5u}) {
+      std::vector<std::vector<uint8_t>> outs(count);
+      std::vector<size_t> idx;
+      std::vector<void*> ptrs;
+      for (size_t i = 0; i < count; ++i) {
+        outs[i].assign(size_t(bad->tensors()[i].spec.decoded_bytes()), 0xA5);
+        idx.push_back(i);
+        ptrs.push_back(outs[i].data());
+      }
+      check_seed_error_has("broken ecq stream in decode_many on " + std::to_string(threads) + " threads",
+                           "mem.seed: tensor 'ecq' (codec ecq): chunk 150: ",
+                           [&] { bad->decode_many(idx, ptrs, threads, Isa::scalar); });
+    }
+  }
   // One flipped payload byte in the last tensor: nothing may be written anywhere.
   std::vector<uint8_t> bytes = build_seed(t);
   const TensorEntry& last = file->tensors().back();
@@ -401,6 +445,21 @@ void test_entry_rules(Rng& rng) {
       {"unknown entry key", "\"shape\": [32], \"dtype\": \"float32\", \"codec\": \"q8\", \"params\": {\"block\": 32}, \"note\": 1", q8_32},
   };
   for (const Bad& b : bads) CHECK_THROWS_SEED(b.label, open_verify_decode(file_with_entry(b.fields, b.payload)));
+  // ecq's stream rules are checked by verify and, without it, by decoding (not when
+  // opening): each names the tensor and the chunk.
+  {
+    auto p = ecq300;
+    p[p.size() - 1] ^= 1;  // chunk 1's stream (the last)
+    auto f = open_bytes(file_with_entry("\"shape\": [300], \"dtype\": \"float32\", \"codec\": \"ecq\", \"params\": " +
+                                            ecq_params("0.25", 256, p), p));
+    const std::string needle = "mem.seed: tensor 'x' (codec ecq): chunk 1: ";
+    std::vector<float> out(300);
+    check_seed_error_has("ecq stream: verify", needle, [&] { f->verify(); });
+    check_seed_error_has("ecq stream: decode_into", needle, [&] { f->decode_into(0, out.data(), Isa::scalar); });
+    for (unsigned threads : {1u, 2u})
+      check_seed_error_has("ecq stream: decode_many", needle,
+                           [&] { f->decode_many({0}, {out.data()}, threads, resolve_impl("auto")); });
+  }
   CHECK_THROWS_SEED("empty name", open_verify_decode(file_with_entry("\"shape\": [32], \"dtype\": \"float32\", \"codec\": \"q8\", \"params\": {\"block\": 32}", q8_32, "")));
   CHECK_THROWS_SEED("name 1025 bytes", open_verify_decode(file_with_entry("\"shape\": [32], \"dtype\": \"float32\", \"codec\": \"q8\", \"params\": {\"block\": 32}", q8_32, std::string(1025, 'a'))));
   try {

@@ -1,7 +1,7 @@
 // Reading a .seed file (format.md): open = map + validate header, metadata and the
 // tensor table (everything except payload CRCs, so opening a large file is fast);
 // verify() checks every payload; decode_into() checks one payload's CRC and rules
-// before decoding it. Every refusal is a SeedError naming the file, the part and
+// before decoding it (ecq's stream rules while decoding it). Every refusal is a SeedError naming the file, the part and
 // what is wrong.
 #pragma once
 #include <cstdint>
@@ -46,19 +46,24 @@ class SeedFile {
   // Index of the tensor named `name`; throws SeedError when there is none.
   size_t index_of(const std::string& name) const;
 
-  // CRC-32 and decodability of every payload, in file order; throws on the first problem.
+  // CRC-32 and every rule of every payload (check_payload_fully: ecq's streams are
+  // decoded, without writing), in file order; throws on the first problem.
   void verify() const;
   void verify_tensor(size_t index) const;
-  // verify_tensor(index), then decode into `out` (spec.decoded_bytes() bytes).
+  // CRC-32 and check_payload_decodable, then decode into `out` (spec.decoded_bytes()
+  // bytes), checking ecq's stream rules while decoding: a SeedError either way, and
+  // `out` is then undefined.
   void decode_into(size_t index, void* out, Isa isa) const;
   // Decodes tensors[indices[i]] into outs[i] on up to `threads` threads (0 = hardware
-  // concurrency): first every payload's CRC and rules (in parallel, nothing written
-  // unless all pass), then the decoding, one 2 MiB window of output addresses at a
-  // time (large tensors span many windows, which threads share). Made for fresh,
-  // not yet faulted outputs: each window is populated right before it is decoded and
-  // written with ordinary stores while its zeroed lines are cache-hot. Results are
-  // identical for any thread count. Rethrows the first error (in the order of
-  // `indices`) after all threads stop.
+  // concurrency): first every payload's CRC and check_payload_decodable (in parallel,
+  // nothing written unless all pass), then the decoding, one 2 MiB window of output
+  // addresses at a time (large tensors span many windows, which threads share). Made
+  // for fresh, not yet faulted outputs: each window is populated right before it is
+  // decoded and written with ordinary stores while its zeroed lines are cache-hot.
+  // Results are identical for any thread count. ecq's stream rules are checked while
+  // decoding: a stream that breaks one throws after other outputs may have been
+  // written (the outputs are then undefined; nothing outside them is written).
+  // Rethrows the first error (in the order of `indices`) after all threads stop.
   void decode_many(const std::vector<size_t>& indices, const std::vector<void*>& outs, unsigned threads,
                    Isa isa) const;
 
@@ -76,8 +81,9 @@ class SeedFile {
   SeedFile() = default;
   void validate(uint64_t max_bytes);
   void require_open() const;
-  // CRC-32 and check_payload_decodable of one payload; the caller holds lifetime_.
-  void check_tensor(size_t index) const;
+  // CRC-32 and check_payload_decodable of one payload (check_payload_fully when
+  // `fully`: verify; decoding checks the rest itself); the caller holds lifetime_.
+  void check_tensor(size_t index, bool fully) const;
   std::string tensor_where(size_t index) const;
   // release_payload without the lock (the caller holds lifetime_).
   void release_payload_locked(size_t index) const;

@@ -1,8 +1,11 @@
 // What a tensor entry says about its payload once validated: shape, dtype, codec and
 // the codec's parameters. Building a TensorSpec applies every rule of format.md
 // sections 2-3 that does not need the payload bytes; check_payload_decodable()
-// applies the rest (seeds ≠ 0, unused bits zero, bool bytes, stats values, ecq
-// tables and streams).
+// applies the rest that need no decoding (seeds ≠ 0, unused bits zero, bool bytes,
+// stats values, ecq tables and stream offsets). The rules of ecq's rANS streams
+// (initial and final states, no read past a stream, every byte read) need the streams
+// decoded: decoding checks them as it goes, and check_payload_fully() checks them
+// without writing anything.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -73,14 +76,26 @@ uint64_t expected_payload_length(const TensorSpec& spec);
 // "<where> (codec q8)"-style context used in every payload-level message.
 std::string tensor_context(const std::string& where, const TensorSpec& spec);
 
-// Checks the payload rules that need its bytes (payload length must already match).
+// Checks the payload rules that need its bytes but no decoding (payload length must
+// already match). Enough for decode_checked_payload to read only inside the payload
+// and write only inside its output; for ecq, the streams' rules are left to decoding.
 void check_payload_decodable(const TensorSpec& spec, const uint8_t* payload, const std::string& where);
 
-// Decodes a payload whose length matches and which passed check_payload_decodable
-// into `out` (decoded_bytes() bytes, any alignment) with the kernels of `isa`.
-void decode_checked_payload(const TensorSpec& spec, const uint8_t* payload, void* out, Isa isa);
+// check_payload_decodable, plus the rules that decoding checks as it goes (ecq's
+// streams, decoded without writing): every rule of the payload. Costs a decode for ecq.
+void check_payload_fully(const TensorSpec& spec, const uint8_t* payload, const std::string& where);
 
-// check_payload_decodable + decode_checked_payload.
+// Decodes a payload whose length matches and which passed check_payload_decodable
+// into `out` (decoded_bytes() bytes, any alignment) with the kernels of `isa`. ecq's
+// stream rules are checked while decoding: a stream that breaks one throws
+// SeedError("<where> (codec ecq): chunk i: ..."), and `out` then holds partial
+// results (never anything written outside it). `where` names the tensor, as for
+// check_payload_decodable.
+void decode_checked_payload(const TensorSpec& spec, const uint8_t* payload, void* out, Isa isa,
+                            const std::string& where);
+
+// check_payload_decodable + decode_checked_payload: decodes the payload or throws a
+// SeedError (for every rule of the payload), leaving `out` undefined on error.
 void decode_payload(const TensorSpec& spec, const uint8_t* payload, uint64_t payload_length,
                     void* out, Isa isa, const std::string& where);
 

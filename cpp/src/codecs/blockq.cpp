@@ -51,8 +51,8 @@ void decode_q4_range(const RangeDecodePlan& plan, uint64_t first, uint64_t count
 }  // namespace
 
 const CodecTraits kQ8Codec = {Codec::q8, "q8", parse_block_params, q8_expected_length,
-                              check_block_payload, block_elems_32, nullptr, decode_q8_range};
+                              check_block_payload, block_elems_32, nullptr, decode_q8_range, nullptr};
 const CodecTraits kQ4Codec = {Codec::q4, "q4", parse_block_params, q4_expected_length,
-                              check_block_payload, block_elems_32, nullptr, decode_q4_range};
+                              check_block_payload, block_elems_32, nullptr, decode_q4_range, nullptr};
 
 }  // namespace seedcore

@@ -53,6 +53,9 @@ struct EcqTables;
 struct RangeDecodePlan {
   const TensorSpec* spec = nullptr;
   const uint8_t* payload = nullptr;  // passed its CRC and check_payload_decodable
+  // The tensor's context for errors found while decoding (tensor_context(), e.g.
+  // "f.seed: tensor 'w' (codec ecq)"): ecq checks its streams' rules as it decodes.
+  std::string ctx;
   const DecodeKernels* kernels = nullptr;
   uint64_t block_elems = 1;          // elements per block
   uint64_t blocks = 0;               // ceil(n / block_elems); the last may be partial
@@ -81,8 +84,13 @@ struct CodecTraits {
   void (*prepare)(RangeDecodePlan& plan);
   // Decodes blocks [first_block, first_block + block_count) into `out`, the whole
   // tensor's output (block b starts at element b·block_elems). A partial last block
-  // writes only its elements below n.
+  // writes only its elements below n. Payload rules that only decoding can check
+  // (ecq's streams) are checked here: a block that breaks one throws SeedError(plan.ctx
+  // + ...), possibly after other outputs of the range were written (never outside it).
   void (*decode_range)(const RangeDecodePlan& plan, uint64_t first_block, uint64_t block_count, void* out);
+  // The rules that decode_range checks as it decodes, checked without writing (for
+  // verify); nullptr when check_payload already checks every rule.
+  void (*check_decoding)(const TensorSpec& spec, const uint8_t* payload, const std::string& ctx);
 };
 
 const CodecTraits& codec_traits(Codec codec);
@@ -90,8 +98,9 @@ const CodecTraits& codec_traits(Codec codec);
 extern const CodecTraits kRawCodec, kQ8Codec, kQ4Codec, kPrngCodec, kStatsCodec, kEcqCodec;
 
 // The plan for decoding a checked payload with the kernels of `isa` (prng tables from
-// `tables` when given, else built for this plan alone).
-RangeDecodePlan plan_range_decode(const TensorSpec& spec, const uint8_t* payload, Isa isa,
+// `tables` when given, else built for this plan alone). `where` names the tensor as
+// for check_payload_decodable (plan.ctx = tensor_context(where, spec)).
+RangeDecodePlan plan_range_decode(const TensorSpec& spec, const uint8_t* payload, Isa isa, const std::string& where,
                                   PrngTableCache* tables = nullptr);
 
 // --- helpers shared by the codec files ---

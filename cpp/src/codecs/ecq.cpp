@@ -201,8 +201,13 @@ void parse_ecq_params(TensorSpec& spec, const JsonDocument& doc, uint32_t params
 
 uint64_t ecq_expected_length(const TensorSpec& spec) { return spec.ecq.bytes; }
 
-// Every rule of format.md 3.6, in the order of its table, then a decode of every chunk
-// that writes nothing (initial state, stream bounds, final state, every byte read).
+// The rules of format.md 3.6 that need no decoding, in the order of its table: S, lo,
+// the frequencies, the padding, the offsets e[] and where the streams end. They put
+// every stream inside the payload with at least 4 bytes, so decoding never reads
+// outside it. The rules of each stream (initial state, no read past its end, final
+// state 2^23, every byte read) are checked by decoding it: decode_ecq_range checks them
+// as it decodes (on the threads that share the tensor), check_ecq_streams without
+// writing anything (verify).
 void check_ecq_payload(const TensorSpec& spec, const uint8_t* payload, const std::string& ctx) {
   const uint64_t m = spec.ecq.bytes;  // the payload length (already checked)
   const EcqLayout l = ecq_layout(spec, payload);
@@ -235,46 +240,73 @@ void check_ecq_payload(const TensorSpec& spec, const uint8_t* payload, const std
   if (l.B + prev != m)
     throw SeedError(ctx + ": the streams end at byte " + std::to_string(l.B + prev) + ", not at the payload's end (" +
                     std::to_string(m) + ")");
+}
+
+// The SeedError for chunk i's fault (decode_chunk's `at`).
+[[noreturn]] void throw_chunk_fault(const std::string& ctx, const EcqLayout& l, const uint8_t* payload, uint64_t i,
+                                    ChunkFault fault, uint64_t at) {
+  const std::string where = ctx + ": chunk " + std::to_string(i) + ": ";
+  switch (fault) {
+    case ChunkFault::short_stream:
+      throw SeedError(where + "stream is shorter than 4 bytes");
+    case ChunkFault::initial_state:
+      throw SeedError(where + "initial state " + std::to_string(load_u32_le_bytes(payload + stream_begin(l, payload, i))) +
+                      " is outside [2^23, 2^31)");
+    case ChunkFault::overrun:
+      throw SeedError(where + "decoding element " + std::to_string(at) + " reads past the end of the stream");
+    case ChunkFault::final_state:
+      throw SeedError(where + "final state " + std::to_string(at) + " is not 2^23");
+    case ChunkFault::unread:
+      throw SeedError(where + std::to_string(at) + " bytes of the stream are left unread");
+    case ChunkFault::none:
+      break;
+  }
+  throw SeedError(where + "stream is invalid");  // not reached: fault != none
+}
+
+// Decodes chunks [first, first + count) of a payload that passed check_ecq_payload
+// (writing chunk i at dst + i·chunk when kWrite) and checks every stream rule, throwing
+// a SeedError that names the first chunk (in this range) that breaks one. Whole chunks
+// go kLanes at a time through decode_lanes; a group that fails is decoded again chunk
+// by chunk with decode_chunk, which names the chunk and the fault. Every read stays
+// inside the chunk's stream and every write inside the chunk's output.
+template <bool kWrite>
+void decode_checked_chunks(const TensorSpec& spec, const uint8_t* payload, const EcqTables& tables,
+                           uint64_t first, uint64_t count, float* dst, const std::string& ctx) {
+  const EcqLayout l = ecq_layout(spec, payload);
+  const uint64_t C = spec.ecq.chunk;
+  const uint64_t full = spec.n / C;  // chunks [0, full) are whole
+  auto serial = [&](uint64_t i) {
+    uint64_t at = 0;
+    const ChunkFault fault = decode_chunk<kWrite>(tables, payload + stream_begin(l, payload, i),
+                                                  payload + stream_end(l, payload, i), chunk_length(spec, i),
+                                                  kWrite ? dst + i * C : nullptr, at);
+    if (fault != ChunkFault::none) throw_chunk_fault(ctx, l, payload, i, fault, at);
+  };
+  const uint64_t last = first + count;
+  uint64_t i = first;
+  for (; i + kLanes <= std::min(last, full); i += kLanes) {
+    const uint8_t* begin[kLanes];
+    const uint8_t* end[kLanes];
+    float* outs[kLanes];
+    for (int k = 0; k < kLanes; ++k) {
+      begin[k] = payload + stream_begin(l, payload, i + k);
+      end[k] = payload + stream_end(l, payload, i + k);
+      outs[k] = kWrite ? dst + (i + k) * C : nullptr;
+    }
+    if (decode_lanes<kWrite>(tables, begin, end, C, outs)) continue;
+    // decode_lanes and decode_chunk compute the same, so one of these throws.
+    for (int k = 0; k < kLanes; ++k) serial(i + k);
+  }
+  for (; i < last; ++i) serial(i);
+}
+
+// The stream rules of every chunk, decoded without writing (verify).
+void check_ecq_streams(const TensorSpec& spec, const uint8_t* payload, const std::string& ctx) {
+  const EcqLayout l = ecq_layout(spec, payload);
   if (l.nc == 0) return;
   const std::shared_ptr<EcqTables> tables = build_ecq_tables(l, payload, nullptr);
-  const uint64_t full = spec.n / spec.ecq.chunk;  // chunks [0, full) are whole
-  for (uint64_t i = 0; i < l.nc; ++i) {
-    if (i % kLanes == 0 && i + kLanes <= full) {
-      const uint8_t* begin[kLanes];
-      const uint8_t* end[kLanes];
-      for (int k = 0; k < kLanes; ++k) {
-        begin[k] = payload + stream_begin(l, payload, i + k);
-        end[k] = payload + stream_end(l, payload, i + k);
-      }
-      // A group that passes is skipped; one that fails is checked chunk by chunk.
-      if (decode_lanes<false>(*tables, begin, end, spec.ecq.chunk, nullptr)) {
-        i += kLanes - 1;
-        continue;
-      }
-    }
-    uint64_t at = 0;
-    const ChunkFault fault = decode_chunk<false>(*tables, payload + stream_begin(l, payload, i),
-                                                 payload + stream_end(l, payload, i), chunk_length(spec, i), nullptr, at);
-    if (fault == ChunkFault::none) continue;
-    const std::string where = ctx + ": chunk " + std::to_string(i) + ": ";
-    switch (fault) {
-      case ChunkFault::short_stream:
-        throw SeedError(where + "stream is shorter than 4 bytes");
-      case ChunkFault::initial_state:
-        throw SeedError(where + "initial state " + std::to_string(load_u32_le_bytes(payload + stream_begin(l, payload, i))) +
-                        " is outside [2^23, 2^31)");
-      case ChunkFault::overrun:
-        throw SeedError(where + "decoding element " + std::to_string(at) + " reads past the end of the stream");
-      case ChunkFault::final_state:
-        throw SeedError(where + "final state " + std::to_string(at) + " is not 2^23");
-      case ChunkFault::unread:
-        throw SeedError(where + std::to_string(at) + " bytes of the stream are left unread");
-      case ChunkFault::none:
-        break;
-    }
-  }
-  // (decode_lanes and decode_chunk compute the same: a group that fails has a chunk
-  // that fails, and decode_chunk names it.)
+  decode_checked_chunks<false>(spec, payload, *tables, 0, l.nc, nullptr, ctx);
 }
 
 uint64_t ecq_block_elems(const TensorSpec& spec) { return spec.ecq.chunk; }
@@ -283,39 +315,21 @@ void prepare_ecq(RangeDecodePlan& plan) {
   plan.ecq_tables = build_ecq_tables(ecq_layout(*plan.spec, plan.payload), plan.payload, &plan.spec->ecq.step);
 }
 
-// The payload passed check_ecq_payload, so no chunk can fault; decode_chunk still
-// keeps every read inside its stream.
+// The payload passed check_ecq_payload; the stream rules are checked here, as each
+// chunk decodes (a chunk that breaks one throws a SeedError naming plan.ctx and the
+// chunk, after its range may have written some of its outputs).
 void decode_ecq_range(const RangeDecodePlan& plan, uint64_t first, uint64_t count, void* out) {
   if (count == 0) return;
   const TensorSpec& spec = *plan.spec;
-  const EcqLayout l = ecq_layout(spec, plan.payload);
   std::shared_ptr<const EcqTables> tables = plan.ecq_tables;
-  if (!tables) tables = build_ecq_tables(l, plan.payload, &spec.ecq.step);
-  float* dst = static_cast<float*>(out);
-  const uint64_t full = spec.n / spec.ecq.chunk;
-  uint64_t i = first;
-  for (; i + kLanes <= std::min(first + count, full); i += kLanes) {
-    const uint8_t* begin[kLanes];
-    const uint8_t* end[kLanes];
-    float* outs[kLanes];
-    for (int k = 0; k < kLanes; ++k) {
-      begin[k] = plan.payload + stream_begin(l, plan.payload, i + k);
-      end[k] = plan.payload + stream_end(l, plan.payload, i + k);
-      outs[k] = dst + (i + k) * spec.ecq.chunk;
-    }
-    decode_lanes<true>(*tables, begin, end, spec.ecq.chunk, outs);
-  }
-  for (; i < first + count; ++i) {
-    uint64_t at = 0;
-    decode_chunk<true>(*tables, plan.payload + stream_begin(l, plan.payload, i),
-                       plan.payload + stream_end(l, plan.payload, i), chunk_length(spec, i),
-                       dst + i * spec.ecq.chunk, at);
-  }
+  if (!tables) tables = build_ecq_tables(ecq_layout(spec, plan.payload), plan.payload, &spec.ecq.step);
+  decode_checked_chunks<true>(spec, plan.payload, *tables, first, count, static_cast<float*>(out), plan.ctx);
 }
 
 }  // namespace
 
 const CodecTraits kEcqCodec = {Codec::ecq, "ecq", parse_ecq_params, ecq_expected_length,
-                               check_ecq_payload, ecq_block_elems, prepare_ecq, decode_ecq_range};
+                               check_ecq_payload, ecq_block_elems, prepare_ecq, decode_ecq_range,
+                               check_ecq_streams};
 
 }  // namespace seedcore

@@ -121,6 +121,6 @@ std::shared_ptr<const PrngBasisTables> PrngTableCache::get(const PrngParams& par
 }
 
 const CodecTraits kPrngCodec = {Codec::prng, "prng", parse_prng_params, prng_expected_length,
-                                check_prng_payload, prng_block_elems, prepare_prng, decode_prng_range};
+                                check_prng_payload, prng_block_elems, prepare_prng, decode_prng_range, nullptr};
 
 }  // namespace seedcore

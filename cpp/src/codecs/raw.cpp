@@ -67,6 +67,6 @@ void decode_raw_range(const RangeDecodePlan& plan, uint64_t first, uint64_t coun
 }  // namespace
 
 const CodecTraits kRawCodec = {Codec::raw, "raw", parse_raw_params, raw_expected_length,
-                               check_raw_payload, raw_block_elems, nullptr, decode_raw_range};
+                               check_raw_payload, raw_block_elems, nullptr, decode_raw_range, nullptr};
 
 }  // namespace seedcore

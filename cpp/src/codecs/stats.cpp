@@ -111,6 +111,6 @@ void decode_stats_range(const RangeDecodePlan& plan_in, uint64_t first_row, uint
 }  // namespace
 
 const CodecTraits kStatsCodec = {Codec::stats, "stats", parse_stats_params, stats_expected_length,
-                                 check_stats_payload, stats_block_elems, nullptr, decode_stats_range};
+                                 check_stats_payload, stats_block_elems, nullptr, decode_stats_range, nullptr};
 
 }  // namespace seedcore

@@ -98,11 +98,20 @@ void check_payload_decodable(const TensorSpec& spec, const uint8_t* payload, con
   codec_traits(spec.codec).check_payload(spec, payload, tensor_context(where, spec));
 }
 
-RangeDecodePlan plan_range_decode(const TensorSpec& spec, const uint8_t* payload, Isa isa, PrngTableCache* tables) {
+void check_payload_fully(const TensorSpec& spec, const uint8_t* payload, const std::string& where) {
+  const CodecTraits& traits = codec_traits(spec.codec);
+  const std::string ctx = tensor_context(where, spec);
+  traits.check_payload(spec, payload, ctx);
+  if (traits.check_decoding != nullptr) traits.check_decoding(spec, payload, ctx);
+}
+
+RangeDecodePlan plan_range_decode(const TensorSpec& spec, const uint8_t* payload, Isa isa, const std::string& where,
+                                  PrngTableCache* tables) {
   const CodecTraits& traits = codec_traits(spec.codec);
   RangeDecodePlan plan;
   plan.spec = &spec;
   plan.payload = payload;
+  plan.ctx = tensor_context(where, spec);
   plan.table_cache = tables;
   plan.kernels = &decode_kernels(isa);
   plan.block_elems = traits.block_elems(spec);
@@ -113,9 +122,10 @@ RangeDecodePlan plan_range_decode(const TensorSpec& spec, const uint8_t* payload
   return plan;
 }
 
-void decode_checked_payload(const TensorSpec& spec, const uint8_t* payload, void* out, Isa isa) {
+void decode_checked_payload(const TensorSpec& spec, const uint8_t* payload, void* out, Isa isa,
+                            const std::string& where) {
   if (spec.n == 0) return;
-  const RangeDecodePlan plan = plan_range_decode(spec, payload, isa);
+  const RangeDecodePlan plan = plan_range_decode(spec, payload, isa, where);
   codec_traits(spec.codec).decode_range(plan, 0, plan.blocks, out);
 }
 
@@ -127,7 +137,7 @@ void decode_payload(const TensorSpec& spec, const uint8_t* payload, uint64_t pay
                     " does not match the " + std::to_string(expected) + " bytes that shape " +
                     spec.shape_string() + " needs");
   check_payload_decodable(spec, payload, where);
-  decode_checked_payload(spec, payload, out, isa);
+  decode_checked_payload(spec, payload, out, isa, where);
 }
 
 // --- helpers for the codec files ---

@@ -313,27 +313,30 @@ size_t SeedFile::index_of(const std::string& name) const {
   throw SeedError(path_ + ": no tensor named '" + name + "'");
 }
 
-void SeedFile::check_tensor(size_t index) const {
+void SeedFile::check_tensor(size_t index, bool fully) const {
   const TensorEntry& e = tensors_.at(index);
   const uint8_t* payload = data_ + e.offset;
   const uint32_t crc = crc32(payload, size_t(e.length));
   if (crc != e.crc32)
     throw SeedError(tensor_context(tensor_where(index), e.spec) + ": payload checksum is " + hex32(crc) +
                     ", the metadata says " + hex32(e.crc32) + " (corrupt payload)");
-  check_payload_decodable(e.spec, payload, tensor_where(index));
+  if (fully)
+    check_payload_fully(e.spec, payload, tensor_where(index));
+  else
+    check_payload_decodable(e.spec, payload, tensor_where(index));
 }
 
 void SeedFile::verify_tensor(size_t index) const {
   std::shared_lock<std::shared_mutex> lock(lifetime_);
   require_open();
-  check_tensor(index);
+  check_tensor(index, true);
 }
 
 void SeedFile::verify() const {
   std::shared_lock<std::shared_mutex> lock(lifetime_);
   require_open();
   for (size_t i = 0; i < tensors_.size(); ++i) {
-    check_tensor(i);
+    check_tensor(i, true);
     release_payload_locked(i);  // a whole-file check keeps one payload resident at a time
   }
 }
@@ -363,9 +366,9 @@ void SeedFile::release_payload_locked(size_t index) const {
 void SeedFile::decode_into(size_t index, void* out, Isa isa) const {
   std::shared_lock<std::shared_mutex> lock(lifetime_);
   require_open();
-  check_tensor(index);
+  check_tensor(index, false);  // decoding checks the rest (ecq's streams)
   const TensorEntry& e = tensors_.at(index);
-  decode_checked_payload(e.spec, data_ + e.offset, out, isa);
+  decode_checked_payload(e.spec, data_ + e.offset, out, isa, tensor_where(index));
 }
 
 namespace {
@@ -404,7 +407,9 @@ void SeedFile::decode_many(const std::vector<size_t>& indices, const std::vector
 
   // Phase 1, in parallel over tensors (largest payload first): CRC and payload rules
   // of every tensor, and what each tensor's pieces share. No output byte is written
-  // before every payload has passed (a corrupt file decodes nothing).
+  // before every payload has passed (a corrupt file decodes nothing), except for the
+  // rules that only decoding checks (ecq's streams): phase 2 refuses those, after
+  // other outputs may have been written.
   std::vector<size_t> order(indices.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
@@ -423,8 +428,9 @@ void SeedFile::decode_many(const std::vector<size_t>& indices, const std::vector
       try {
         const TensorEntry& e = tensors_[indices[i]];
         if (mapped_) prefault_for_read(data_ + e.offset, e.length);
-        check_tensor(indices[i]);
-        pieces[i].reset(new TensorPieces(e.spec, data_ + e.offset, isa, outs[i], kWindowBytes, &tables));
+        check_tensor(indices[i], false);
+        pieces[i].reset(new TensorPieces(e.spec, data_ + e.offset, isa, outs[i], kWindowBytes, tensor_where(indices[i]),
+                                         &tables));
         // Phase 2 reads it again (from the page cache): until then the payload need
         // not be resident, so the seed and the decoded outputs do not add up in RSS.
         release_payload_locked(indices[i]);
@@ -469,6 +475,7 @@ void SeedFile::decode_many(const std::vector<size_t>& indices, const std::vector
   std::unique_ptr<std::atomic<size_t>[]> left(new std::atomic<size_t>[indices.size()]);
   for (size_t i = 0; i < indices.size(); ++i) left[i].store(pieces[i]->count());
   next.store(0);
+  std::mutex errors_mutex;  // pieces of one tensor may fail on two threads at once
   run_on_threads(unsigned(std::min<size_t>(threads, jobs.size())), [&] {
     for (;;) {
       const size_t k = next.fetch_add(1);
@@ -480,10 +487,14 @@ void SeedFile::decode_many(const std::vector<size_t>& indices, const std::vector
         try {
           pieces[piece.tensor]->decode(piece.piece);
           if (left[piece.tensor].fetch_sub(1) == 1) release_payload_locked(indices[piece.tensor]);
-        } catch (...) {  // allocation failure only: payloads were checked in phase 1
-          std::exception_ptr& slot = errors[piece.tensor];
-          if (!slot) slot = std::current_exception();
+        } catch (...) {  // a stream rule of ecq (a SeedError naming the tensor), or allocation
+          {
+            std::lock_guard<std::mutex> guard(errors_mutex);
+            std::exception_ptr& slot = errors[piece.tensor];
+            if (!slot) slot = std::current_exception();
+          }
           failed.store(true);
+          break;  // the job's other pieces would be discarded anyway
         }
       }
     }

@@ -40,8 +40,8 @@ void prefault_for_read(const void* data, uint64_t bytes) {
 }
 
 TensorPieces::TensorPieces(const TensorSpec& spec, const uint8_t* payload, Isa isa, void* out, uint64_t window,
-                           PrngTableCache* tables)
-    : traits_(codec_traits(spec.codec)), plan_(plan_range_decode(spec, payload, isa, tables)),
+                           const std::string& where, PrngTableCache* tables)
+    : traits_(codec_traits(spec.codec)), plan_(plan_range_decode(spec, payload, isa, where, tables)),
       out_(static_cast<uint8_t*>(out)) {
   plan_.stream = false;  // each window is written right after it is faulted in: cache-hot
   block_bytes_ = plan_.block_elems * dtype_itemsize(spec.decoded_dtype());

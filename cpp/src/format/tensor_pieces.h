@@ -13,6 +13,7 @@
 // kernel's freshly zeroed lines are still in that core's cache.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "../codecs/codec_traits.h"
@@ -34,19 +35,21 @@ void prefault_for_read(const void* data, uint64_t bytes);
 
 class TensorPieces {
  public:
-  // The payload must already have passed its CRC and check_payload_decodable. `out`
+  // The payload must already have passed its CRC and check_payload_decodable; `where`
+  // names the tensor in errors found while decoding (ecq's streams). `out`
   // is where the whole tensor will be decoded; pieces end at the first block that
   // starts at or after each multiple of `window` (an absolute address) inside it. One
   // piece when window is 0. Builds what the pieces share (prng basis tables) once,
   // taking them from `tables` when given. Outputs are written with ordinary stores
   // whatever their size (no streaming, see kWindowBytes in seed_file.cpp).
   TensorPieces(const TensorSpec& spec, const uint8_t* payload, Isa isa, void* out, uint64_t window,
-               PrngTableCache* tables = nullptr);
+               const std::string& where, PrngTableCache* tables = nullptr);
 
   size_t count() const { return cuts_.size() - 1; }
   // Addresses [begin, end) of the output that piece i writes.
   void output_range(size_t i, uintptr_t& begin, uintptr_t& end) const;
-  // Decodes piece i. Pieces write disjoint bytes; any number may run at once.
+  // Decodes piece i. Pieces write disjoint bytes; any number may run at once. Throws
+  // SeedError when the piece breaks a rule that decoding checks (ecq's streams).
   void decode(size_t i) const;
 
  private:
