@@ -34,6 +34,7 @@ import time
 import numpy as np
 
 import seedcore
+from seedcore.allocate import ECQ_CANDIDATES
 from seedcore.demo import CALIBRATION_SENTENCES
 from seedcore.extract import DEFAULT_TARGET_BPW
 
@@ -59,8 +60,9 @@ MOBILENET_CODECS = [("raw", None), ("q8", None), ("q4", None), ("prng", 4.5), ("
 # rounding, to show what each step adds. MiniLM rows take about 5 minutes each to encode (cached in bench/out/)
 PLAIN = {"gptq": False, "bias_correction": False, "sequential": False}
 OUTPUT_METRIC = {"allocation_metric": "output"}
-ALLOC_TARGETS = ((4.0, {}, "-seq"), (4.0, OUTPUT_METRIC, "-out"), (4.0, {"sequential": False}, "-gptq-bc"),
-                 (4.0, PLAIN, ""))
+WITH_ECQ = {"candidates": ECQ_CANDIDATES}
+ALLOC_TARGETS = ((4.0, {}, "-seq"), (4.0, WITH_ECQ, "-ecq"), (4.0, OUTPUT_METRIC, "-out"),
+                 (4.0, {"sequential": False}, "-gptq-bc"), (4.0, PLAIN, ""))
 MOBILENET_ALLOC_TARGETS = ((4.0, {}, ""), (6.0, {}, ""), (4.0, OUTPUT_METRIC, ""), (4.0, {"sequential": False}, ""),
                            (4.0, PLAIN, ""))
 #: the encodings judged per photo (mobilenet_photo_rows): label, extract options at 4.0 bpw
@@ -108,6 +110,9 @@ def _allocation_label(target: float, kw: dict) -> str:
     label = f"rate allocation at {target:g} bpw"
     if kw == PLAIN:
         label += ", plain rounding, no bias correction (gptq=False, bias_correction=False, sequential=False)"
+    elif kw == WITH_ECQ:
+        label += (", the entropy-coded codec among the candidates (candidates=ECQ_CANDIDATES: the defaults "
+                  "and ecq at 1.5 to 8 bits per weight; opt-in)")
     elif kw == OUTPUT_METRIC:
         label += ", each candidate measured in the output metric as gptq leaves it (allocation_metric=\"output\")"
     elif kw == {"sequential": False}:

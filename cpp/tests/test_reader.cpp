@@ -252,6 +252,24 @@ void test_valid_file_and_threads(Rng& rng) {
 // streams its output, which decode_many never does), for every codec, with partial
 // last blocks: decode_many on 1, 2 and 5 threads must equal decode_into byte for byte.
 // A corrupt payload must be refused before any output byte is written.
+// Output buffers for decode_many over every tensor of `file`, each filled with 0xA5.
+struct ManyOutputs {
+  std::vector<std::vector<uint8_t>> outs;
+  std::vector<size_t> idx;
+  std::vector<void*> ptrs;
+};
+ManyOutputs filled_outputs(const SeedFile& file) {
+  ManyOutputs m;
+  const size_t count = file.tensors().size();
+  m.outs.resize(count);
+  for (size_t i = 0; i < count; ++i) {
+    m.outs[i].assign(size_t(file.tensors()[i].spec.decoded_bytes()), 0xA5);
+    m.idx.push_back(i);
+    m.ptrs.push_back(m.outs[i].data());
+  }
+  return m;
+}
+
 void test_split_decoding(Rng& rng) {
   std::vector<TensorDesc> t;
   const char* prng84 = "{\"C\": 8, \"P\": 4, \"K\": 16, \"exp_bias\": -14}";
@@ -279,17 +297,10 @@ void test_split_decoding(Rng& rng) {
       file->decode_into(i, ref[i].data(), isa);
     }
     for (unsigned threads : {1u, 2u, 5u}) {
-      std::vector<std::vector<uint8_t>> outs(count);
-      std::vector<size_t> idx;
-      std::vector<void*> ptrs;
-      for (size_t i = 0; i < count; ++i) {
-        outs[i].assign(ref[i].size(), 0xA5);
-        idx.push_back(i);
-        ptrs.push_back(outs[i].data());
-      }
-      file->decode_many(idx, ptrs, threads, isa);
+      ManyOutputs m = filled_outputs(*file);
+      file->decode_many(m.idx, m.ptrs, threads, isa);
       for (size_t i = 0; i < count; ++i)
-        CHECK_MSG(outs[i] == ref[i], "%s: tensor %s differs with %u threads", impl,
+        CHECK_MSG(m.outs[i] == ref[i], "%s: tensor %s differs with %u threads", impl,
                   file->tensors()[i].name.c_str(), threads);
     }
   }
@@ -303,17 +314,10 @@ void test_split_decoding(Rng& rng) {
     p[size_t(B + (u32_at(p, size_t(A + 4 * 149)) + u32_at(p, size_t(A + 4 * 150))) / 2)] ^= 0x24;
     auto bad = open_bytes(build_seed(tb));
     for (unsigned threads : {1u, 2u, 5u}) {
-      std::vector<std::vector<uint8_t>> outs(count);
-      std::vector<size_t> idx;
-      std::vector<void*> ptrs;
-      for (size_t i = 0; i < count; ++i) {
-        outs[i].assign(size_t(bad->tensors()[i].spec.decoded_bytes()), 0xA5);
-        idx.push_back(i);
-        ptrs.push_back(outs[i].data());
-      }
+      ManyOutputs m = filled_outputs(*bad);
       check_seed_error_has("broken ecq stream in decode_many on " + std::to_string(threads) + " threads",
                            "mem.seed: tensor 'ecq' (codec ecq): chunk 150: ",
-                           [&] { bad->decode_many(idx, ptrs, threads, Isa::scalar); });
+                           [&] { bad->decode_many(m.idx, m.ptrs, threads, Isa::scalar); });
     }
   }
   // One flipped payload byte in the last tensor: nothing may be written anywhere.
@@ -322,17 +326,10 @@ void test_split_decoding(Rng& rng) {
   bytes[size_t(last.offset + 5)] ^= 0x10;
   auto bad = open_bytes(bytes);
   for (unsigned threads : {1u, 2u}) {
-    std::vector<std::vector<uint8_t>> outs(count);
-    std::vector<size_t> idx;
-    std::vector<void*> ptrs;
-    for (size_t i = 0; i < count; ++i) {
-      outs[i].assign(size_t(bad->tensors()[i].spec.decoded_bytes()), 0xA5);
-      idx.push_back(i);
-      ptrs.push_back(outs[i].data());
-    }
-    CHECK_THROWS_SEED("corrupt payload in decode_many", bad->decode_many(idx, ptrs, threads, Isa::scalar));
+    ManyOutputs m = filled_outputs(*bad);
+    CHECK_THROWS_SEED("corrupt payload in decode_many", bad->decode_many(m.idx, m.ptrs, threads, Isa::scalar));
     bool untouched = true;
-    for (const auto& o : outs)
+    for (const auto& o : m.outs)
       for (uint8_t b : o) untouched = untouched && b == 0xA5;
     CHECK_MSG(untouched, "decode_many wrote output before refusing a corrupt payload (%u threads)", threads);
   }
