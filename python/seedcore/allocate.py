@@ -300,7 +300,9 @@ def allocate(graph: Mapping, weights: Mapping[str, np.ndarray], names: Sequence[
             raise SeedError("rate allocation: the stats codec carries no pre-trained knowledge; "
                             "it is not a candidate")
     budget = int(target_bpw * n_weights) - int(fixed_bits)
-    cheapest = sum(min(payload_bits(c, o, weights[n].shape, weights[n]) for c, o in specs) for n in names)
+    # each candidate's payload bits per tensor, measured once (ecq's encode the tensor)
+    bits = {n: [payload_bits(c, o, weights[n].shape, weights[n]) for c, o in specs] for n in names}
+    cheapest = sum(min(b) for b in bits.values())
     if budget < cheapest:
         raise SeedError(
             f"target_bpw={target_bpw:g} cannot be met: the other tensors and the metadata take "
@@ -334,12 +336,12 @@ def allocate(graph: Mapping, weights: Mapping[str, np.ndarray], names: Sequence[
         else:
             gain = 0.0
         options = []
-        for codec, opts in specs:
+        for (codec, opts), nbits in zip(specs, bits[name]):
             if h is not None:
                 e = h_error(codec, opts, w, h, threads)
             else:
                 e = probe_err if (codec, opts) == ("q4", {}) else squared_error(codec, opts, w, threads)
-            options.append((codec, opts, payload_bits(codec, opts, w.shape, w), gain * e, e))
+            options.append((codec, opts, nbits, gain * e, e))
         rows.append((name, gain, options))
 
     sel = _knapsack([[(o[2], o[3]) for o in opts] for _, _, opts in rows], budget)

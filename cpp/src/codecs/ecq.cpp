@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../kernels/scalar_helpers.h"
@@ -28,11 +29,13 @@ constexpr int64_t kMaxCodeMagnitude = int64_t(1) << 24;
 
 }  // namespace
 
-// What every chunk of one payload shares: 64 KiB slot -> symbol table, f[s], F[s] and
-// (for decoding) the output value of each symbol, f32(lo + s) × d.
+// What every chunk of one payload shares: for each of the 2^15 slots r, its symbol s
+// (F[s] <= r < F[s] + f[s]) and f[s] | (r - F[s]) << 16, so that a decoding step takes
+// one table load on its dependency chain; and (for decoding) the output value of each
+// symbol, f32(lo + s) × d.
 struct EcqTables {
-  std::vector<uint16_t> slot_symbol;  // 2^15 entries: s with F[s] <= slot < F[s] + f[s]
-  std::vector<uint32_t> freq, cum;    // f[s], F[s]
+  std::vector<uint16_t> slot_symbol;  // 2^15 entries: s
+  std::vector<uint32_t> slot_step;    // 2^15 entries: f[s] | (r - F[s]) << 16 (f[s] <= 2^15)
   std::vector<float> value;           // empty when built only for validation
 };
 
@@ -67,15 +70,15 @@ uint64_t stream_end(const EcqLayout& l, const uint8_t* payload, uint64_t i) {
 std::shared_ptr<EcqTables> build_ecq_tables(const EcqLayout& l, const uint8_t* payload, const float* step) {
   auto t = std::make_shared<EcqTables>();
   t->slot_symbol.assign(kTotal, 0);
-  t->freq.resize(l.S);
-  t->cum.resize(l.S);
+  t->slot_step.assign(kTotal, 0);
   uint32_t F = 0;
   for (uint32_t s = 0; s < l.S; ++s) {
     const uint32_t f = load_u16_le(payload + 8 + 2 * size_t(s));
-    t->freq[s] = f;
-    t->cum[s] = F;
     const uint32_t end = std::min(kTotal, F + f);
-    for (uint32_t slot = F; slot < end; ++slot) t->slot_symbol[slot] = uint16_t(s);
+    for (uint32_t slot = F; slot < end; ++slot) {
+      t->slot_symbol[slot] = uint16_t(s);
+      t->slot_step[slot] = f | (slot - F) << 16;
+    }
     F += f;
   }
   if (step != nullptr) {
@@ -99,15 +102,15 @@ ChunkFault decode_chunk(const EcqTables& t, const uint8_t* p, const uint8_t* end
   p += 4;
   if (x < kStateLow || x >= kStateHigh) return ChunkFault::initial_state;
   const uint16_t* slot_symbol = t.slot_symbol.data();
-  const uint32_t* freq = t.freq.data();
-  const uint32_t* cum = t.cum.data();
+  const uint32_t* slot_step = t.slot_step.data();
   const float* value = t.value.data();
   for (uint64_t i = 0; i < count; ++i) {
     // x < 2^31 and f[s] <= 2^15 keep every step in u32; x >= 2^23 gives x >= 2^8 after
     // the step, so renormalising takes at most two bytes.
     const uint32_t r = x & (kTotal - 1);
     const uint32_t s = slot_symbol[r];
-    x = freq[s] * (x >> kScaleBits) + r - cum[s];
+    const uint32_t e = slot_step[r];
+    x = (e & 0xffff) * (x >> kScaleBits) + (e >> 16);
     while (x < kStateLow) {
       if (p == end) {
         at = i;
@@ -128,23 +131,23 @@ ChunkFault decode_chunk(const EcqTables& t, const uint8_t* p, const uint8_t* end
   return ChunkFault::none;
 }
 
-// kLanes whole chunks decoded side by side. One rANS stream is a serial chain (each
-// step needs the previous state and a dependent table load), so a core runs several
-// independent streams in the time of one; branch-free renormalisation avoids the
-// mispredictions of the byte reads (at most two per element, see decode_chunk; at a
-// stream's end a lane reads a zero byte in place and is marked bad). The same
-// arithmetic as decode_chunk, so the same values; returns false if any lane breaks a
-// rule (decode_chunk then says which and where). Never reads outside a stream.
-constexpr int kLanes = 4;
-
-template <bool kWrite>
+// L whole chunks decoded side by side. One rANS stream is a serial chain (each step
+// needs the previous state and a dependent table load), so a core runs several
+// independent streams in the time of one. Renormalising is branch-free: after a step
+// the state y is >= 2^8 (see decode_chunk), so it takes n = [y < 2^23] + [y < 2^15]
+// bytes, read as one 16-bit big-endian value b0·256 + b1 shifted right by 8·(2 − n)
+// while two or more bytes are left; in a stream's last byte, byte by byte, a lane
+// reading a zero byte in place past the end and being marked bad. The same arithmetic
+// as decode_chunk, so the same values; returns false if any lane breaks a rule
+// (decode_chunk then says which and where). Never reads outside a stream.
+template <int L, bool kWrite>
 bool decode_lanes(const EcqTables& t, const uint8_t* const* begin, const uint8_t* const* end, uint64_t count,
                   float* const* out) {
   static const uint8_t kZeroByte = 0;
-  uint32_t x[kLanes];
-  const uint8_t* p[kLanes];
+  uint32_t x[L];
+  const uint8_t* p[L];
   uint32_t bad = 0;
-  for (int k = 0; k < kLanes; ++k) {
+  for (int k = 0; k < L; ++k) {
     if (end[k] - begin[k] < 4) return false;
     x[k] = load_u32_le_bytes(begin[k]);
     p[k] = begin[k] + 4;
@@ -152,27 +155,33 @@ bool decode_lanes(const EcqTables& t, const uint8_t* const* begin, const uint8_t
   }
   if (bad) return false;
   const uint16_t* slot_symbol = t.slot_symbol.data();
-  const uint32_t* freq = t.freq.data();
-  const uint32_t* cum = t.cum.data();
+  const uint32_t* slot_step = t.slot_step.data();
   const float* value = t.value.data();
   for (uint64_t i = 0; i < count; ++i) {
-    for (int k = 0; k < kLanes; ++k) {
+    for (int k = 0; k < L; ++k) {
       const uint32_t r = x[k] & (kTotal - 1);
-      const uint32_t s = slot_symbol[r];
-      uint32_t y = freq[s] * (x[k] >> kScaleBits) + r - cum[s];
-      for (int round = 0; round < 2; ++round) {
-        const uint32_t need = uint32_t(y < kStateLow);
-        const uint32_t have = uint32_t(p[k] != end[k]);
-        bad |= need & ~have;
-        const uint8_t* q = have ? p[k] : &kZeroByte;
-        y = need ? (y << 8) | *q : y;
-        p[k] += need & have;
+      const uint32_t e = slot_step[r];
+      uint32_t y = (e & 0xffff) * (x[k] >> kScaleBits) + (e >> 16);
+      if (end[k] - p[k] >= 2) {
+        const uint32_t n = uint32_t(y < kStateLow) + uint32_t(y < (1u << 15));
+        const uint32_t two = uint32_t(p[k][0]) << 8 | p[k][1];
+        y = (y << (8 * n)) | (two >> (8 * (2 - n)));
+        p[k] += n;
+      } else {
+        for (int round = 0; round < 2; ++round) {
+          const uint32_t need = uint32_t(y < kStateLow);
+          const uint32_t have = uint32_t(p[k] != end[k]);
+          bad |= need & ~have;
+          const uint8_t* q = have ? p[k] : &kZeroByte;
+          y = need ? (y << 8) | *q : y;
+          p[k] += need & have;
+        }
       }
       x[k] = y;
-      if (kWrite) out[k][i] = value[s];
+      if (kWrite) out[k][i] = value[slot_symbol[r]];
     }
   }
-  for (int k = 0; k < kLanes; ++k) bad |= uint32_t(x[k] != kStateLow || p[k] != end[k]);
+  for (int k = 0; k < L; ++k) bad |= uint32_t(x[k] != kStateLow || p[k] != end[k]);
   return bad == 0;
 }
 
@@ -267,7 +276,7 @@ void check_ecq_payload(const TensorSpec& spec, const uint8_t* payload, const std
 // Decodes chunks [first, first + count) of a payload that passed check_ecq_payload
 // (writing chunk i at dst + i·chunk when kWrite) and checks every stream rule, throwing
 // a SeedError that names the first chunk (in this range) that breaks one. Whole chunks
-// go kLanes at a time through decode_lanes; a group that fails is decoded again chunk
+// go 8, 4 or 2 at a time through decode_lanes; a group that fails is decoded again chunk
 // by chunk with decode_chunk, which names the chunk and the fault. Every read stays
 // inside the chunk's stream and every write inside the chunk's output.
 template <bool kWrite>
@@ -284,20 +293,28 @@ void decode_checked_chunks(const TensorSpec& spec, const uint8_t* payload, const
     if (fault != ChunkFault::none) throw_chunk_fault(ctx, l, payload, i, fault, at);
   };
   const uint64_t last = first + count;
+  const uint64_t whole_end = std::min(last, full);
   uint64_t i = first;
-  for (; i + kLanes <= std::min(last, full); i += kLanes) {
-    const uint8_t* begin[kLanes];
-    const uint8_t* end[kLanes];
-    float* outs[kLanes];
-    for (int k = 0; k < kLanes; ++k) {
-      begin[k] = payload + stream_begin(l, payload, i + k);
-      end[k] = payload + stream_end(l, payload, i + k);
-      outs[k] = kWrite ? dst + (i + k) * C : nullptr;
+  // Groups of L whole chunks through decode_lanes<L>; a group that fails is decoded
+  // again chunk by chunk (decode_lanes and decode_chunk compute the same, so one throws).
+  auto groups = [&](auto lanes) {
+    constexpr int L = decltype(lanes)::value;
+    for (; i + L <= whole_end; i += L) {
+      const uint8_t* begin[L];
+      const uint8_t* end[L];
+      float* outs[L];
+      for (int k = 0; k < L; ++k) {
+        begin[k] = payload + stream_begin(l, payload, i + k);
+        end[k] = payload + stream_end(l, payload, i + k);
+        outs[k] = kWrite ? dst + (i + k) * C : nullptr;
+      }
+      if (decode_lanes<L, kWrite>(tables, begin, end, C, outs)) continue;
+      for (int k = 0; k < L; ++k) serial(i + k);
     }
-    if (decode_lanes<kWrite>(tables, begin, end, C, outs)) continue;
-    // decode_lanes and decode_chunk compute the same, so one of these throws.
-    for (int k = 0; k < kLanes; ++k) serial(i + k);
-  }
+  };
+  groups(std::integral_constant<int, 8>());
+  groups(std::integral_constant<int, 4>());
+  groups(std::integral_constant<int, 2>());
   for (; i < last; ++i) serial(i);
 }
 

@@ -31,7 +31,8 @@ STATE_LOW = 1 << 23
 MAX_SYMBOLS = 1 << 15
 MAX_CODE = 1 << 24
 STEP_MIN, STEP_MAX = 2.0 ** -100, 2.0 ** 100
-CHUNK = 1 << 14            # elements per chunk (the unit of parallel decoding)
+CHUNK = 1 << 14            # elements per chunk at most by default (the unit of parallel decoding)
+CHUNK_SMALL = 1 << 11      # ... and at least (default_chunk)
 CHUNK_MIN, CHUNK_MAX = 256, 1 << 20
 SEARCH_SAMPLE = 1 << 18    # elements the step search measures the entropy on (evenly spaced)
 BITS_MIN, BITS_MAX = 0.25, 12.0
@@ -111,19 +112,29 @@ def _native():
     return nat
 
 
-def encode_codes(q: np.ndarray, step: float, chunk: int = CHUNK) -> tuple[dict, bytes]:
-    """(params, payload) for integer codes ``q`` (any shape, row-major) and ``step``."""
+def default_chunk(n: int) -> int:
+    """The chunk an ``n``-element tensor gets unless one is asked for: at least 8 chunks
+    where chunks of CHUNK_SMALL..CHUNK elements (multiples of 256) allow, because the
+    native decoder runs up to 8 chunks' streams side by side (and threads share a tensor
+    by chunks). Each chunk costs about 8 bytes (its offset and its final state)."""
+    return min(CHUNK, max(CHUNK_SMALL, -(-n // (8 * 256)) * 256))
+
+
+def encode_codes(q: np.ndarray, step: float, chunk: int | None = None) -> tuple[dict, bytes]:
+    """(params, payload) for integer codes ``q`` (any shape, row-major) and ``step``;
+    ``chunk`` by default ``default_chunk(q.size)``."""
     q = np.ascontiguousarray(np.asarray(q).reshape(-1))
+    chunk = default_chunk(q.size) if chunk is None else chunk
     if q.size and (q.min() < -MAX_CODE or q.max() > MAX_CODE):
         raise ValueError(f"ecq: codes must lie in [-2^24, 2^24]; use a larger step than {step!r}")
     payload = bytes(_native().ecq_encode(q.astype(np.int32), int(chunk)))
     return {"step": float(np.float32(step)), "chunk": int(chunk), "bytes": len(payload)}, payload
 
 
-def _options(options: dict) -> tuple[float | None, float | None, int]:
+def _options(options: dict) -> tuple[float | None, float | None, int | None]:
     step, bits = options.get("step"), options.get("bits")
-    chunk = options.get("chunk", CHUNK)
-    if not is_int(chunk) or not CHUNK_MIN <= chunk <= CHUNK_MAX:
+    chunk = options.get("chunk")
+    if chunk is not None and (not is_int(chunk) or not CHUNK_MIN <= chunk <= CHUNK_MAX):
         raise ValueError(f"ecq: chunk must be an integer in {CHUNK_MIN}..{CHUNK_MAX}, got {chunk!r}")
     if step is not None:
         step = float(step)
@@ -135,12 +146,13 @@ def _options(options: dict) -> tuple[float | None, float | None, int]:
         bits = float(bits)
         if not BITS_MIN <= bits <= BITS_MAX:
             raise ValueError(f"ecq: bits must be in {BITS_MIN:g}..{BITS_MAX:g}, got {options['bits']!r}")
-    return step, bits, int(chunk)
+    return step, bits, None if chunk is None else int(chunk)
 
 
 def choose_step(x: np.ndarray, options: dict) -> tuple[float, int]:
     """(step, chunk) that ``encode`` uses for ``x`` under ``options``."""
     step, bits, chunk = _options(options)
+    chunk = default_chunk(int(np.size(x))) if chunk is None else chunk
     return (_f32_step(step) if step is not None else step_for(x, bits)), chunk
 
 
