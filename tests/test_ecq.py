@@ -221,3 +221,12 @@ def test_gptq_with_ecq_lowers_the_output_error():
     assert herr(dec) < 0.7 * herr(plain)
     # the step is kept, so the size moves only a little
     assert abs(len(payload) - ecq.round_trip(w, opts)[1]) < 0.1 * len(payload)
+
+
+@pytest.mark.parametrize("n,chunk,nc", [(1, 2048, 1), (16384, 2048, 8), (100_000, 12544, 8),
+                                        (10_000_000, 16384, 611)])
+def test_default_chunk_gives_eight_streams_where_it_can(n, chunk, nc):
+    assert ecq.default_chunk(n) == chunk and -(-n // chunk) == nc
+    x = np.linspace(-1, 1, min(n, 100_000), dtype=np.float32)
+    assert ecq.encode(x, {"bits": 3})[0]["chunk"] == ecq.default_chunk(x.size)
+    assert ecq.encode(x, {"bits": 3, "chunk": 256})[0]["chunk"] == 256  # an explicit chunk wins
