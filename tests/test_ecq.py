@@ -138,6 +138,26 @@ def test_corrupt_payloads_are_refused(tmp_path):
         (tmp_path / "bad.seed").unlink()
 
 
+@pytest.mark.parametrize("chunk_at", [0, 3, 7, 8, 9, 10])
+def test_a_corrupt_stream_in_any_decoding_group_is_named(tmp_path, chunk_at):
+    """12 chunks of 256 (the last partial): the native decoder takes chunks 0-7 eight
+    side by side, 8-9 two side by side, 10-11 one at a time; a changed byte in the
+    middle of any chunk's stream is refused with that chunk named."""
+    n = 11 * 256 + 100
+    q = np.round(rng.laplace(0, 3, n)).astype(np.int64)
+    params, payload = ecq.encode_codes(q, 0.01, 256)
+    S = struct.unpack_from("<I", payload, 0)[0]
+    A = 8 + 2 * S + (2 if S % 2 else 0)
+    B = A + 4 * 12
+    e = (0,) + struct.unpack_from("<12I", payload, A)
+    at = B + (e[chunk_at] + e[chunk_at + 1]) // 2
+    bad = payload[:at] + bytes([payload[at] ^ 0x5A]) + payload[at + 1:]
+    path = _write(tmp_path / "bad.seed", [(TensorEntry("w", (n,), "float32", "ecq", params), bad)])
+    for threads in (1, 2):
+        with pytest.raises(seedcore.SeedError, match=f"'w'.*chunk {chunk_at}:"):
+            decode_file(path, threads=threads)
+
+
 def test_nonzero_padding_is_refused(tmp_path):
     q = np.array([0, 1, 2] * 100)  # S = 3: odd, two bytes of padding after the table
     params, payload = ecq.encode_codes(q, 1.0, 256)
