@@ -44,6 +44,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from seedcore.extract import DEFAULT_TARGET_BPW
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -476,7 +477,7 @@ class MiniLMBench(Bench):
 
     def default_seed(self):
         from quality import minilm_allocated
-        path, seconds, _ = minilm_allocated(self.module, self.tokenize, 4.0)
+        path, seconds, _ = minilm_allocated(self.module, self.tokenize, DEFAULT_TARGET_BPW)
         return path, seconds
 
     def allocated(self, target):
@@ -551,7 +552,8 @@ def build(b: Bench, repeats: int, ram_for, finetune: bool = True) -> Table:
     lossless_rows(T)
     stats_rows(T)
     prng_rows(T)
-    T.seed_row("**default seed**: rate allocation at 4 bpw (gptq, sequential, bias correction)", "default", *b.default_seed())
+    T.seed_row(f"**default seed**: rate allocation at {DEFAULT_TARGET_BPW:g} bpw (ecq among the candidates, gptq, "
+               "sequential, bias correction)", "default", *b.default_seed())
     random_row(T)
     if isinstance(b, LeNetBench):
         student_row(T)
@@ -706,7 +708,8 @@ def notes(results: dict) -> list[str]:
            "no-knowledge seed of millions of weights back to the original is not a short run.",
            "- **Random init**: the module's layers re-initialised by torch's defaults (seeded); nothing stored.",
            "- **Default seed**: `seedcore.extract(module, example_inputs=..., calibration=...)`: rate "
-           "allocation at 4 bpw with gptq, the sequential pass and bias correction, calibrated on inputs "
+           f"allocation at {DEFAULT_TARGET_BPW:g} bpw over the default candidates (the fixed-rate codecs and "
+           "ecq), with gptq, the sequential pass and bias correction, calibrated on inputs "
            "disjoint from the judged ones (LeNet: "
            "256 training images; MobileNetV2: `sample_image_crops(64, seed=1)`; MiniLM: the 48 "
            "calibration sentences, bench/quality.py's cached seed).",

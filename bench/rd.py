@@ -32,10 +32,12 @@ sys.path.insert(0, str(HERE))
 
 import compare  # noqa: E402
 from seedcore import SeedError  # noqa: E402
+from seedcore.extract import DEFAULT_TARGET_BPW  # noqa: E402
 
 SECTION = "rd"
-TARGETS = (3.0, 3.5, 4.0, 5.0, 6.0)
-QUICK_TARGETS = (3.0, 4.0, 5.0)
+#: the targets of the rate-allocation curve; the default's comes from compare's default seed
+TARGETS = tuple(sorted({3.0, 3.5, 4.0, 5.0, 6.0, DEFAULT_TARGET_BPW}))
+QUICK_TARGETS = tuple(sorted({3.0, 4.0, DEFAULT_TARGET_BPW}))
 FID = {"lenet": ("agree", "top-1 agreement with fp32"), "mobilenetv2": ("agree", "top-1 agreement with fp32"),
        "minilm": ("fid", "mean embedding cosine")}
 FAMILY = {"fp32": "fp32", "fp16": "raw float16", "q8": "q8", "q4": "q4", "prng3": "prng", "prng4": "prng",
@@ -46,13 +48,13 @@ FAMILY = {"fp32": "fp32", "fp16": "raw float16", "q8": "q8", "q4": "q4", "prng3"
 
 
 def allocation_rows(b: compare.Bench, targets, have: dict, cached_only: bool = False) -> list[dict]:
-    """Rate allocation at each target (the 4 bpw default comes from compare's rows)."""
+    """Rate allocation at each target (the default's comes from compare's rows)."""
     rows = []
     T = compare.Table(b, 0, lambda kind: False)
     for t in targets:
         kind = f"alloc{t:g}"
-        if t == 4.0 and "default" in have:
-            rows.append(dict(have["default"], what="rate allocation at 4 bpw (the default)", kind=kind))
+        if t == DEFAULT_TARGET_BPW and "default" in have:
+            rows.append(dict(have["default"], what=f"rate allocation at {t:g} bpw (the default)", kind=kind))
             continue
         try:
             if cached_only and b.name != "minilm" and not b.seed_path(kind).exists():

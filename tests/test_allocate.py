@@ -54,7 +54,8 @@ def test_bits_follow_sensitivity_and_budget_holds(tmp_path):
     x = torch.randn(16, 64, generator=torch.Generator().manual_seed(2))
     seed = seedcore.extract(net, example_inputs=x, target_bpw=6.0, progress=False)
     chosen = seed.provenance["rate_allocation"]["chosen"]
-    bits = {name: payload_bits(*parse_codec_spec(spec), (64, 64))
+    params = {n: p.detach().numpy() for n, p in net.named_parameters()}
+    bits = {name: payload_bits(*parse_codec_spec(spec), (64, 64), params[name])  # ecq: size from the values
             for name, spec in chosen.items()}
     print("chosen:", chosen)
     assert bits["a.weight"] > bits["b.weight"], chosen
@@ -119,11 +120,12 @@ def test_default_extraction_of_a_captured_module_is_rate_allocated(tmp_path):
     x = torch.randn(8, 128, generator=torch.Generator().manual_seed(4))
     seed = seedcore.extract(net, example_inputs=x, progress=False)
     ra = seed.provenance["rate_allocation"]
-    assert ra["target_bpw"] == DEFAULT_TARGET_BPW == 4
+    assert ra["target_bpw"] == DEFAULT_TARGET_BPW == 5.25
     assert set(ra["chosen"]) == {"0.weight", "2.weight", "4.weight"}
-    assert seed_bpw(seed, tmp_path)[0] <= 4.0
+    assert seed_bpw(seed, tmp_path)[0] <= DEFAULT_TARGET_BPW
+    assert "candidates" not in seed.provenance["options"]  # the default candidates, ecq among them
     text = str(seedcore.load(tmp_path / "m.seed").info())
-    assert "alloc    rate allocation at 4 bits per weight, calibrated on input [8, 128]" in text
+    assert "alloc    rate allocation at 5.25 bits per weight, calibrated on input [8, 128]" in text
     assert seedcore.load(tmp_path / "m.seed").info().as_dict()["rate_allocation"]["chosen"] == ra["chosen"]
     # an explicit codec or bits means that codec everywhere
     for kw in ({"codec": "prng"}, {"bits": 4}):
@@ -133,10 +135,12 @@ def test_default_extraction_of_a_captured_module_is_rate_allocated(tmp_path):
 
 
 def test_ecq_candidates_spend_the_same_budget_better(tmp_path):
-    """candidates= with the entropy-coded codec's ladder: the budget holds, the file is what was
-    chosen (every rate a tensor got is its real payload), and the output is closer than with the
-    default candidates at the same target."""
-    from seedcore.allocate import ECQ_CANDIDATES
+    """The default candidates (the entropy-coded codec's ladder among them): the budget holds, the
+    file is what was chosen (every rate a tensor got is its real payload), and the output is closer
+    than with the fixed-rate candidates alone at the same target."""
+    from seedcore.allocate import DEFAULT_CANDIDATES, ECQ_CANDIDATES, FIXED_RATE_CANDIDATES
+
+    assert ECQ_CANDIDATES == DEFAULT_CANDIDATES and set(FIXED_RATE_CANDIDATES) < set(DEFAULT_CANDIDATES)
 
     net = mlp()
     g = torch.Generator().manual_seed(5)
@@ -144,7 +148,7 @@ def test_ecq_candidates_spend_the_same_budget_better(tmp_path):
     with torch.no_grad():
         ref = net(test).numpy()
     out = {}
-    for label, cands in (("default", None), ("ecq", ECQ_CANDIDATES)):
+    for label, cands in (("fixed", FIXED_RATE_CANDIDATES), ("ecq", None)):
         seed = seedcore.extract(net, example_inputs=cal[:2], calibration=(cal,), target_bpw=3.5,
                                 candidates=cands, progress=False)
         bpw, model = seed_bpw(seed, tmp_path)
@@ -154,10 +158,12 @@ def test_ecq_candidates_spend_the_same_budget_better(tmp_path):
         assert {n: spec.split(":")[0] for n, spec in chosen.items()} == {n: loaded.entry(n).codec for n in chosen}
         out[label] = rel_distortion(model(test.numpy()), ref)
         if cands is not None:
-            assert seed.provenance["options"]["candidates"] == list(ECQ_CANDIDATES)
+            assert seed.provenance["options"]["candidates"] == list(FIXED_RATE_CANDIDATES)
+            assert not any(spec.startswith("ecq:") for spec in chosen.values()), chosen
+        else:
             assert any(spec.startswith("ecq:") for spec in chosen.values()), chosen
     print(out)
-    assert out["ecq"] < 0.8 * out["default"]
+    assert out["ecq"] < 0.8 * out["fixed"]
 
 
 def test_lenet_on_mnist_keeps_its_accuracy(tmp_path):

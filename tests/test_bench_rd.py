@@ -17,8 +17,9 @@ def test_rd_quick(tmp_path):
     cmd = [sys.executable, "bench/rd.py", "--quick", "--plots", str(tmp_path)]
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
-    for label in ("### MNIST LeNet", "| rate allocation | rate allocation at 4 bpw (the default) |",
-                  "| rate allocation | rate allocation at 5 bpw |", "| q4 |", "| q8 |", "| prng | prng 3 bpw |",
+    from seedcore.extract import DEFAULT_TARGET_BPW
+    for label in ("### MNIST LeNet", f"| rate allocation | rate allocation at {DEFAULT_TARGET_BPW:g} bpw (the default) |",
+                  "| rate allocation | rate allocation at 4 bpw |", "| q4 |", "| q8 |", "| prng | prng 3 bpw |",
                   "| pruning | pruned 75 %, sparse |", "| pruning + fine-tuning |", "| raw float16 |", "best at ≤ 4 bpw"):
         assert label in res.stdout, label
     png = tmp_path / "rd-lenet.png"

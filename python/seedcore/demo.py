@@ -10,6 +10,7 @@ BERT folder with config.json, model.safetensors and tokenizer.json).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import resource
 import sys
@@ -95,11 +96,18 @@ def _model_dir(model_dir: str | None) -> str:
 
 def cache_key(source: str, codec: str | None, bits) -> str:
     """Seeds are cached per codec, bits, seedcore version and source file (its
-    path, size and modification time): a changed checkpoint is extracted again."""
+    path, size and modification time): a changed checkpoint is extracted again.
+    The default (rate allocation) also keys on its target and candidates, so a
+    changed default is not answered by a seed made under the old one."""
     st = os.stat(source)
     where = hashlib.sha256(os.path.realpath(source).encode("utf-8")).hexdigest()[:10]
-    return (f"minilm-{codec or 'auto'}-{'default' if bits is None else bits}-v{__version__}-{where}-"
-            f"{st.st_size}-{st.st_mtime_ns}")
+    how = "default" if bits is None else str(bits)
+    if codec is None and bits is None:
+        from .allocate import DEFAULT_CANDIDATES
+        from .extract import DEFAULT_TARGET_BPW
+        spec = json.dumps([DEFAULT_TARGET_BPW, list(DEFAULT_CANDIDATES)])
+        how += "-" + hashlib.sha256(spec.encode("utf-8")).hexdigest()[:8]
+    return f"minilm-{codec or 'auto'}-{how}-v{__version__}-{where}-{st.st_size}-{st.st_mtime_ns}"
 
 
 def peak_rss_mib() -> float:

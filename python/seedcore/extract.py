@@ -446,7 +446,7 @@ def extract(
              path to a ``.safetensors`` / ``.pt`` / ``.pth`` / ``.bin`` file.
     codec    one of raw, q8, q4, prng, stats, ecq, for every tensor that no rule names
              (default: prng; with ``example_inputs`` and no ``bits``, rate
-             allocation at ``DEFAULT_TARGET_BPW`` = 4 bits per weight, see
+             allocation at ``DEFAULT_TARGET_BPW`` = 5.25 bits per weight, see
              ``target_bpw``).
              By default 1-D and 0-D floating tensors (biases, norms) stay raw
              float32, except under ``stats``; integer and bool tensors are raw.
@@ -473,7 +473,8 @@ def extract(
              forward's argument names, "output", axis 0 of every input is "batch").
     target_bpw  rate allocation (needs ``example_inputs``): every tensor that
              would get ``codec`` (no rule names it, 2+ dimensions) gets the
-             codec among prng 3 / 4 / 4.5, q4, q8 and raw float16 that minimises
+             codec among ``candidates`` (by default prng 3 / 4 / 4.5, q4, q8,
+             raw float16 and ecq at 1.5 to 8 bits per weight) that minimises
              the model's predicted output distortion under an average of
              ``target_bpw`` bits per weight over the whole file (sensitivity
              measured on the native executor; see ``seedcore.allocate``).
@@ -504,14 +505,16 @@ def extract(
              the tensor's measured sensitivity) or "output" (with gptq: the output
              error tr(ΔW H ΔWᵀ) that data-aware rounding leaves, on sampled rows,
              with gptq's own q4 encoding as the sensitivity probe).  Measured at
-             4 bpw with the other defaults: "output" gives MobileNetV2 89 % top-1
-             agreement against 87.5 %, MiniLM a mean cosine of 0.982 against 0.985,
-             and it encodes about twice as slowly, so it is opt-in
-             (bench/RESULTS.md, quality sections; docs/findings.md).
+             4 bpw with the fixed-rate candidates (the defaults then): "output"
+             gives MobileNetV2 89 % top-1 agreement against 87.5 %, MiniLM a mean
+             cosine of 0.982 against 0.985, and it encodes about twice as slowly,
+             so it is opt-in (docs/findings.md).
     candidates  the codec specs rate allocation chooses from (default
              ``seedcore.allocate.DEFAULT_CANDIDATES``: prng:3, prng:4, prng:4.5,
-             q4, q8, raw:float16); e.g. add "ecq:2", "ecq:3", … for the
-             entropy-coded codec (docs/format.md 3.6), whose rate is continuous.
+             q4, q8, raw:float16 and the entropy-coded codec (docs/format.md 3.6)
+             at ecq:1.5 … ecq:8); ``seedcore.allocate.FIXED_RATE_CANDIDATES``
+             leaves ecq out (the default before it joined: smaller decoders,
+             lower quality for the same size).
     """
     t0 = time.perf_counter()
     if allocation_metric not in ("weight", "output"):
@@ -796,8 +799,11 @@ def _correct_biases(plan: list, tensors: list, decoded: dict, graph: dict, calib
 
 
 #: the average bits per weight of ``extract(module, example_inputs=...)`` when
-#: neither ``codec`` nor ``bits`` is given (rate allocation, ``seedcore.allocate``)
-DEFAULT_TARGET_BPW = 4.0
+#: neither ``codec`` nor ``bits`` is given (rate allocation, ``seedcore.allocate``).
+#: 5.25: the rate at which MobileNetV2 keeps ≥ 95 % top-1 agreement on image crops
+#: other than the ones the acceptance test judges (bench/RESULTS.md, quality-mobilenet;
+#: docs/findings.md item 12); llama.cpp's Q5_K_M sits at about 5.7
+DEFAULT_TARGET_BPW = 5.25
 
 
 def _allocate_rates(plan: list, graph: dict, rule_list: list, calibration: Any, target_bpw: float,
