@@ -22,7 +22,7 @@
   MobileNetV2's rate-allocated seeds are also judged on 1,000 further crops
   (``sample_image_crops(1000, seed=7)``), the set the default rate was chosen on.
 
-    python bench/quality.py [--only minilm|mobilenet] [--write]
+    python bench/quality.py [--only minilm|mobilenet] [--write] [--cached-baselines]
 
 The two models have sections of their own in RESULTS.md (quality, quality-mobilenet);
 --only measures and writes one of them and leaves the other as it is.
@@ -75,7 +75,9 @@ PHOTO_VARIANTS = ((f"default ({DEFAULT_TARGET_BPW:g} bpw)", {}), (f"plain roundi
 MOBILENET_CALIBRATION = 64
 
 
-def minilm_rows() -> list[dict]:
+def minilm_rows(cached_baselines: bool = False) -> list[dict]:
+    """The MiniLM rows; ``cached_baselines``: the fixed-codec baseline seeds only where bench/out/
+    has them already (the prng ones take 3 to 4 minutes each to encode), the others listed as not run."""
     import torch
 
     from seedcore import zoo
@@ -100,6 +102,10 @@ def minilm_rows() -> list[dict]:
                      "pred": 1 - ra["predicted_distortion"] / 2, "counts": ra["counts"],
                      "seconds": seconds})
     for codec, bits, label in MINILM_CODECS:
+        tag = f"{codec}{bits}" if bits is not None else codec
+        if cached_baselines and not (OUT / f"minilm-{tag}.seed").exists():
+            rows.append({"what": label, "not_run": "not run: no cached seed (--cached-baselines)"})
+            continue
         path, _ = minilm_seed(codec, bits)
         model = seedcore.assemble(path)
         model.graph = graph     # the weights-only seed + the captured graph (same tensor names)
@@ -273,14 +279,15 @@ def _counts(counts: dict) -> str:
     return ", ".join(f"{k} × {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
-def render(minilm: list[dict]) -> str:
+def render(minilm: list[dict], cached_baselines: bool = False) -> str:
     lines = [f"<!-- {SECTION}:begin -->", "## Whole-model fidelity per codec (issue 3)", "",
-             f"Command: `python bench/quality.py --only minilm --write` · machine: {machine()} · "
+             f"Command: `python bench/quality.py --only minilm --write{' --cached-baselines' * cached_baselines}` · machine: {machine()} · "
              f"{time.strftime('%Y-%m-%d')}", "", f"all-MiniLM-L6-v2: cosine between the assembled and the original sentence embeddings, "
              f"{len(SENTENCES)} fixed sentences (native forward pass). Target with the default codec: "
              "mean ≥ 0.97.", "",
              "| seed | bits/weight | mean cosine | min cosine |", "|---|---|---|---|"]
-    lines += [f"| {r['what']} | {r['bpw']:.2f} | {r['mean']:.4f} | {r['min']:.4f} |" for r in minilm]
+    lines += [f"| {r['what']} | — | {r['not_run']} | |" if "not_run" in r else
+              f"| {r['what']} | {r['bpw']:.2f} | {r['mean']:.4f} | {r['min']:.4f} |" for r in minilm]
     lines += ["", "Rate allocation (`extract(module, example_inputs=..., target_bpw=...)`, the default of a "
               f"captured module with {DEFAULT_TARGET_BPW:g} bpw over the fixed-rate codecs and ecq): each tensor's "
               "sensitivity measured on "
@@ -331,11 +338,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--write", action="store_true", help="replace this script's sections of bench/RESULTS.md")
     ap.add_argument("--only", choices=("minilm", "mobilenet"), help="measure (and write) one model's section")
+    ap.add_argument("--cached-baselines", action="store_true",
+                    help="MiniLM's fixed-codec baseline rows only from seeds already cached in bench/out/ "
+                         "(the others listed as not run)")
     args = ap.parse_args(argv)
     if args.write:
         _split_old_section()  # before either write: the other model's rows must survive
     if args.only != "mobilenet":
-        text = render(minilm_rows())
+        text = render(minilm_rows(args.cached_baselines), args.cached_baselines)
         print(text)
         if args.write:
             write_section(SECTION, text)
