@@ -20,7 +20,7 @@
   plain rounding (gptq=False, bias_correction=False, sequential=False) at the
   default rate, to show what the rate, ecq and the data-aware steps each add.
   MobileNetV2's rate-allocated seeds are also judged on 1,000 further crops
-  (``sample_image_crops(1000, seed=7)``), the set the default rate was chosen on.
+  (``sample_image_crops(1000, seed=7)``), a larger sample than the 200.
 
     python bench/quality.py [--only minilm|mobilenet] [--write] [--cached-baselines]
 
@@ -228,7 +228,7 @@ def mobilenet_rows() -> tuple[list[dict], str, list[dict]]:
     nparams = sum(int(np.prod(t.shape)) for t in base.tensors)
     rows, both = [], []  # both: the default and plain rounding, judged per photo too
     x4, logits4 = photo_crops(module)
-    xb = zoo.sample_image_crops(n=1000, seed=7)  # the crops the default rate was chosen on
+    xb = zoo.sample_image_crops(n=1000, seed=7)  # neither the 200 judged nor the calibration crops
     with torch.no_grad():
         refb = np.concatenate([module(torch.as_tensor(xb[i:i + 100])).numpy() for i in range(0, len(xb), 100)]).argmax(1)
     cal = torch.as_tensor(zoo.sample_image_crops(n=MOBILENET_CALIBRATION, seed=1))  # not the 200 judged
@@ -310,9 +310,9 @@ def render_mobilenet(mobilenet: list[dict], margin_note: str, photos: list[dict]
               "Target with the default codec: ≥ 95 %. The per-channel-small tensors (< 32 weights per output channel: the first conv and the depthwise convs) are where 32-weight blocks span channels of very different scale after folding.", "",
               "Output distortion: ‖logits′ − logits‖² / ‖logits‖² on the 200 crops, a continuous measure "
               "beside agreement (which flips on near-ties).", "",
-              "The default rate (DEFAULT_TARGET_BPW) was chosen on 1,000 further crops "
-              "(`sample_image_crops(1000, seed=7)`), not on the 200 judged ones; the rate-allocated seeds "
-              "are judged on both.", "",
+              "The rate-allocated seeds are also judged on 1,000 further crops "
+              "(`sample_image_crops(1000, seed=7)`: neither the 200 judged nor the calibration crops), a "
+              "larger sample of the same two photos.", "",
               "| seed | bits/weight | top-1 agreement | output distortion | agreement, 1,000 other crops |",
               "|---|---|---|---|---|"]
     lines += [f"| {r['what']} | {r['bpw']:.2f} | {100 * r['agree']:.1f} % | {r['dist']:.2e} | "
